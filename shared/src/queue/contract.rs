@@ -1,0 +1,106 @@
+//! The contract every [`Queue`] adapter must pass, on an empty queue. The
+//! SQLite tests run it in memory; the SQS tests run it against a real AWS
+//! API emulator.
+
+use super::Queue;
+use crate::store::contract::event;
+use std::time::Duration;
+
+async fn receive_one(q: &dyn Queue, visibility: Duration) -> Option<super::Delivery> {
+    // Emulators and SQS may need a moment: poll briefly.
+    for _ in 0..20 {
+        let got = q.receive(10, visibility).await.expect("receive");
+        if let Some(d) = got.into_iter().next() {
+            return Some(d);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+/// Runs every contract check. The queue and its dead-letter queue must be empty.
+pub async fn run_all(q: &dyn Queue) {
+    send_receive_ack(q).await;
+    visibility_and_receive_count(q).await;
+    retry_after_delays(q).await;
+    dead_letter_and_redrive(q).await;
+    batches_over_ten(q).await;
+}
+
+async fn send_receive_ack(q: &dyn Queue) {
+    let ev = event("qc", "m1", "a.b");
+    q.send(std::slice::from_ref(&ev)).await.expect("send");
+    let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
+    assert_eq!(d.event.id, "m1");
+    assert_eq!(d.event.payload.get(), ev.payload.get(), "payload travels verbatim");
+    assert_eq!(d.receive_count, 1);
+    q.ack(&d).await.expect("ack");
+    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "acked message is gone");
+}
+
+async fn visibility_and_receive_count(q: &dyn Queue) {
+    q.send(&[event("qc", "m2", "a.b")]).await.expect("send");
+    let first = receive_one(q, Duration::from_secs(1)).await.expect("message arrives");
+    assert!(
+        q.receive(10, Duration::from_secs(1)).await.expect("receive").is_empty(),
+        "hidden while in flight"
+    );
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let second = receive_one(q, Duration::from_secs(30)).await.expect("visible again after the timeout");
+    assert_eq!(second.event.id, "m2");
+    assert_eq!(second.receive_count, first.receive_count + 1, "receive count grows");
+    q.ack(&second).await.expect("ack");
+}
+
+async fn retry_after_delays(q: &dyn Queue) {
+    q.send(&[event("qc", "m3", "a.b")]).await.expect("send");
+    let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
+    q.retry_after(&d, Duration::from_secs(1)).await.expect("retry_after");
+    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "delayed");
+    tokio::time::sleep(Duration::from_millis(1_300)).await;
+    let again = receive_one(q, Duration::from_secs(30)).await.expect("back after the delay");
+    assert_eq!(again.receive_count, 2);
+    q.ack(&again).await.expect("ack");
+}
+
+async fn dead_letter_and_redrive(q: &dyn Queue) {
+    q.send(&[event("qc", "m4", "a.b")]).await.expect("send");
+    let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
+    q.dead_letter(&d, "permanent: bad data").await.expect("dead_letter");
+    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "not on the main queue");
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        dead = q.dead_letters(10).await.expect("dead_letters");
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].event.id, "m4");
+    assert!(dead[0].reason.contains("bad data"), "reason kept: {}", dead[0].reason);
+    let moved = q.redrive(10).await.expect("redrive");
+    assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["m4"]);
+    let back = receive_one(q, Duration::from_secs(30)).await.expect("redriven message arrives");
+    assert_eq!(back.event.id, "m4");
+    assert_eq!(back.receive_count, 1, "redrive starts a fresh count");
+    q.ack(&back).await.expect("ack");
+    assert!(q.dead_letters(10).await.expect("dead_letters").is_empty());
+}
+
+async fn batches_over_ten(q: &dyn Queue) {
+    let events: Vec<_> = (0..23).map(|i| event("qc", &format!("b{i}"), "a.b")).collect();
+    q.send(&events).await.expect("send 23");
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        for d in q.receive(10, Duration::from_secs(30)).await.expect("receive") {
+            seen.insert(d.event.id.clone());
+            q.ack(&d).await.expect("ack");
+        }
+        if seen.len() == 23 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(seen.len(), 23, "every message of a large batch arrives");
+}

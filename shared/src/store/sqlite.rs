@@ -1,0 +1,264 @@
+//! The event store on the embedded SQLite database. Every check-and-write is
+//! one `BEGIN IMMEDIATE` transaction, the local equivalent of a DynamoDB
+//! conditional write.
+
+use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
+use crate::db::{Db, DbError};
+use crate::event::{Event, EventKey, EventRecord, EventState};
+use async_trait::async_trait;
+use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+
+/// SQLite-backed [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Db,
+}
+
+impl SqliteStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results";
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    let state: String = row.get(3)?;
+    let results: String = row.get(12)?;
+    Ok(EventRecord {
+        provider: row.get(0)?,
+        event_id: row.get(1)?,
+        event_type: row.get(2)?,
+        state: EventState::parse(&state).unwrap_or(EventState::Received),
+        attempts: row.get(4)?,
+        last_error: row.get(5)?,
+        received_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        lease_until: row.get(8)?,
+        expires_at: row.get(9)?,
+        payload: row.get(10)?,
+        payload_omitted: row.get::<_, i64>(11)? != 0,
+        results: serde_json::from_str(&results).unwrap_or_default(),
+    })
+}
+
+fn fetch(tx: &rusqlite::Connection, pk: &str) -> rusqlite::Result<Option<EventRecord>> {
+    tx.query_row(
+        &format!("SELECT {COLUMNS} FROM events WHERE pk = ?1"),
+        [pk],
+        record_from_row,
+    )
+    .optional()
+}
+
+fn insert(
+    tx: &rusqlite::Connection,
+    event: &Event,
+    state: EventState,
+    attempts: u32,
+    now: i64,
+    lease_until: Option<i64>,
+    ttl_secs: i64,
+) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
+        params![
+            event.key().as_string(),
+            event.provider,
+            event.id,
+            event.event_type,
+            state.as_str(),
+            attempts,
+            now,
+            lease_until,
+            now + ttl_secs,
+            event.payload.get(),
+        ],
+    )?;
+    Ok(())
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
+        let event = claim.event.clone();
+        let (state, now, lease, ttl) = (claim.state, claim.now, claim.lease_secs, claim.ttl_secs);
+        Ok(self
+            .db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let pk = event.key().as_string();
+                let lease_until = (state == EventState::Received).then_some(now + lease);
+                let outcome = match fetch(&tx, &pk)? {
+                    None => {
+                        insert(&tx, &event, state, 0, now, lease_until, ttl)?;
+                        ClaimOutcome::Claimed
+                    }
+                    Some(r) if r.state == EventState::Received && r.lease_until.unwrap_or(0) <= now => {
+                        // Its claimant died before enqueueing: take it over.
+                        insert(&tx, &event, state, r.attempts, now, lease_until, ttl)?;
+                        ClaimOutcome::Claimed
+                    }
+                    Some(r) if r.state == EventState::Received => ClaimOutcome::InFlight,
+                    Some(r) => ClaimOutcome::Duplicate(r.state),
+                };
+                tx.commit()?;
+                Ok(outcome)
+            })
+            .await?)
+    }
+
+    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = 'QUEUED', lease_until = NULL, updated_at = ?2 WHERE pk = ?1 AND state = 'RECEIVED'",
+                    params![pk, now],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'RECEIVED'", [pk]))
+            .await?;
+        Ok(())
+    }
+
+    async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
+        let event = event.clone();
+        Ok(self
+            .db
+            .call(move |conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let pk = event.key().as_string();
+                let outcome = match fetch(&tx, &pk)? {
+                    None => {
+                        insert(&tx, &event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs)?;
+                        LeaseOutcome::Leased(fetch(&tx, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                    }
+                    Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
+                        LeaseOutcome::Finished(r.state)
+                    }
+                    Some(r) if r.state == EventState::Processing && r.lease_until.unwrap_or(0) > now => {
+                        LeaseOutcome::Busy {
+                            until: r.lease_until.unwrap_or(now),
+                        }
+                    }
+                    Some(_) => {
+                        tx.execute(
+                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3 WHERE pk = ?1",
+                            params![pk, now + lease_secs, now],
+                        )?;
+                        LeaseOutcome::Leased(fetch(&tx, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                    }
+                };
+                tx.commit()?;
+                Ok(outcome)
+            })
+            .await?)
+    }
+
+    async fn settle(&self, key: &EventKey, s: Settlement) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        let results = serde_json::Value::Object(s.results).to_string();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = ?2, last_error = COALESCE(?3, last_error), results = ?4, lease_until = NULL, updated_at = ?5
+                     WHERE pk = ?1 AND state = 'PROCESSING'",
+                    params![pk, s.state.as_str(), s.error, results, s.now],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
+        let pk = key.as_string();
+        Ok(self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, updated_at = ?2 WHERE pk = ?1",
+                    params![pk, now],
+                )?;
+                fetch(conn, &pk)
+            })
+            .await?)
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let pk = key.as_string();
+        Ok(self.db.call(move |conn| fetch(conn, &pk)).await?)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let state = filter.state.map(|s| s.as_str().to_string());
+        let provider = filter.provider.clone();
+        let limit = if filter.limit == 0 { 100 } else { filter.limit } as i64;
+        Ok(self
+            .db
+            .call(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {COLUMNS} FROM events
+                     WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR provider = ?2)
+                     ORDER BY received_at DESC, rowid DESC LIMIT ?3"
+                ))?;
+                let rows = stmt.query_map(params![state, provider, limit], record_from_row)?;
+                rows.collect()
+            })
+            .await?)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            .call(move |conn| conn.execute("DELETE FROM events WHERE expires_at <= ?1", [now]))
+            .await? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_store_contract() {
+        let store = SqliteStore::new(Db::open_in_memory().unwrap());
+        crate::store::contract::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn records_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let ev = crate::store::contract::event("p", "e1", "t");
+        {
+            let store = SqliteStore::new(Db::open(&path, crate::db::Durability::Normal).unwrap());
+            let claim = Claim {
+                event: &ev,
+                state: EventState::Received,
+                now: 100,
+                lease_secs: 30,
+                ttl_secs: 1000,
+            };
+            assert_eq!(store.claim(claim).await.unwrap(), ClaimOutcome::Claimed);
+        }
+        let store = SqliteStore::new(Db::open(&path, crate::db::Durability::Full).unwrap());
+        let rec = store.get(&ev.key()).await.unwrap().unwrap();
+        assert_eq!(rec.state, EventState::Received);
+        assert_eq!(rec.payload.as_deref(), Some(ev.payload.get()));
+    }
+}
