@@ -1,1 +1,22 @@
-fn main() {}
+//! `webhooks`: the receiver as one local process on an embedded SQLite
+//! database, plus the tools to sign, send, inspect and replay events.
+
+mod cli;
+mod commands;
+mod context;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    context::init_tracing(&cli.log_format);
+    match commands::run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

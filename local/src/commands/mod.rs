@@ -1,0 +1,26 @@
+//! One module per subcommand.
+
+mod events;
+mod replay;
+mod serve;
+mod sign;
+
+use crate::cli::{Cli, Command, EventsCommand, ServeOnly};
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Runs the chosen subcommand; `serve` when none is given.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let command = match cli.command {
+        Some(c) => c,
+        None => Command::Serve(ServeOnly::parse_from(["webhooks"]).args),
+    };
+    match command {
+        Command::Serve(args) => serve::run(args).await,
+        Command::Sign(args) => sign::sign(args),
+        Command::Send(args) => sign::send(args).await,
+        Command::Events(EventsCommand::List(args)) => events::list(args).await,
+        Command::Events(EventsCommand::Show(args)) => events::show(args).await,
+        Command::Replay(args) => replay::run(args).await,
+    }
+}

@@ -1,0 +1,84 @@
+//! `webhooks serve`: the router and the worker loop in one process.
+
+use crate::cli::ServeArgs;
+use crate::context;
+use anyhow::Context;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::info;
+use webhooks_shared::app::{App, Ports};
+use webhooks_shared::artifacts::LocalDir;
+use webhooks_shared::secret::EnvResolver;
+use webhooks_shared::worker::{self, WorkerSettings};
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let config = context::load_config(&args.config)?;
+    let db = context::open_db(&args.store, args.durability)?;
+    let (store, queue) = context::embedded_ports(&db);
+    let ports = Ports {
+        store: store.clone(),
+        queue,
+        artifacts: Arc::new(LocalDir::new(&args.artifacts_dir)),
+    };
+    let app = App::build(&config, &EnvResolver, ports, |_, _| {}).context("cannot start")?;
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.addr))?;
+    let local = listener.local_addr()?;
+    // Plain stdout lines: what a newcomer reads, and what scripts wait for.
+    println!("webhooks listening on http://{local}");
+    println!("database: {}", args.store.db.display());
+    println!("{}", context::describe_registry(&app.registry));
+    for name in app.registry.names() {
+        println!("  POST http://{local}/webhooks/{name}");
+    }
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = if args.no_process {
+        println!("processing: off (--no-process); events stay queued");
+        None
+    } else {
+        let settings = WorkerSettings {
+            batch: args.worker_batch.max(1),
+            ..WorkerSettings::default()
+        };
+        Some(tokio::spawn(worker::run(app.processor.clone(), store, settings, stop_rx)))
+    };
+
+    let router = webhooks_shared::http::router(app.ingest.clone());
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("server failed")?;
+    info!("stopped accepting; finishing in-flight work");
+    let _ = stop_tx.send(true);
+    if let Some(w) = worker {
+        let _ = w.await;
+    }
+    println!("webhooks stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    info!("shutdown signal received");
+}

@@ -1,0 +1,59 @@
+//! What every subcommand shares: logging, configuration, the database.
+
+use crate::cli::{ConfigArgs, DurabilityArg, LogFormat, StoreArgs};
+use anyhow::Context;
+use std::sync::Arc;
+use tracing_subscriber::EnvFilter;
+use webhooks_shared::config::AppConfig;
+use webhooks_shared::db::{Db, Durability};
+use webhooks_shared::provider::{Provider, Registry};
+use webhooks_shared::queue::sqlite::SqliteQueue;
+use webhooks_shared::secret::EnvResolver;
+use webhooks_shared::store::sqlite::SqliteStore;
+
+/// Logs go to stderr, so command output on stdout stays clean for pipes.
+pub fn init_tracing(format: &LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+pub fn load_config(args: &ConfigArgs) -> anyhow::Result<AppConfig> {
+    Ok(AppConfig::load(args.config.as_deref())?)
+}
+
+pub fn open_db(args: &StoreArgs, durability: DurabilityArg) -> anyhow::Result<Db> {
+    let durability = match durability {
+        DurabilityArg::Normal => Durability::Normal,
+        DurabilityArg::Full => Durability::Full,
+    };
+    Db::open(&args.db, durability).with_context(|| format!("opening database {}", args.db.display()))
+}
+
+/// The embedded store and queue over one database.
+pub fn embedded_ports(db: &Db) -> (Arc<SqliteStore>, Arc<SqliteQueue>) {
+    (Arc::new(SqliteStore::new(db.clone())), Arc::new(SqliteQueue::new(db.clone())))
+}
+
+/// One provider with its secrets from the environment, or an error that
+/// says which variable to set.
+pub fn provider(config: &AppConfig, name: &str) -> anyhow::Result<Provider> {
+    let providers = config.enabled_providers();
+    let Some(cfg) = providers.get(name) else {
+        let known: Vec<&String> = providers.keys().collect();
+        anyhow::bail!("unknown provider `{name}`; configured: {known:?}");
+    };
+    Ok(Provider::build(name, cfg, &EnvResolver)?)
+}
+
+/// Lists the providers in force and why others are not, for start-up output.
+pub fn describe_registry(registry: &Registry) -> String {
+    let mut out = format!("active providers: {}", registry.names().join(", "));
+    for (name, why) in &registry.disabled {
+        out.push_str(&format!("\n  disabled: {name} ({why})"));
+    }
+    out
+}
