@@ -4,7 +4,14 @@
 //! point them at a local server) and returns a JSON result that is recorded
 //! on the event. Its error says whether a retry can help.
 
+pub mod gigstack;
+pub mod http_call;
+pub mod notify;
+pub mod piriod;
 mod settings;
+#[cfg(test)]
+mod test_server;
+pub mod tusfacturas;
 
 pub use settings::{HandlerSettings, ResolvedSettings};
 
@@ -91,7 +98,60 @@ pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, reqwest::Error>
         .build()
 }
 
-/// The built-in handlers, by the names the default config uses.
-pub fn builtin(_deps: &HandlerDeps) -> HandlerRegistry {
-    HandlerRegistry::new()
+/// The built-in handlers, by the names the default config
+/// (`shared/config/default.toml`) uses, so a fresh install runs every seed
+/// provider's handlers without code. Each handler keeps clones of the shared
+/// client (one connection pool), artifact store and settings.
+pub fn builtin(deps: &HandlerDeps) -> HandlerRegistry {
+    let mut registry = HandlerRegistry::new();
+    registry
+        .register(
+            "gigstack.notify_invoice_created",
+            Arc::new(gigstack::NotifyInvoiceCreated::new(deps)),
+        )
+        .register(
+            "gigstack.store_invoice_pdf",
+            Arc::new(gigstack::StoreInvoicePdf::new(deps)),
+        )
+        .register(
+            "gigstack.payment_complement",
+            Arc::new(gigstack::PaymentComplement::new(deps)),
+        )
+        .register("gigstack.forward_to_erp", Arc::new(gigstack::ForwardToErp::new(deps)))
+        .register(
+            "gigstack.alert_invalid_client",
+            Arc::new(gigstack::AlertInvalidClient::new(deps)),
+        )
+        .register("tusfacturas.lookup", Arc::new(tusfacturas::Lookup::new(deps)))
+        .register("piriod.fetch_object", Arc::new(piriod::FetchObject::new(deps)));
+    registry
+}
+
+#[cfg(test)]
+mod builtin_tests {
+    use super::*;
+
+    /// Every handler name the default config uses is registered, so
+    /// `App::build` does not refuse the built-in configuration.
+    #[test]
+    fn builtin_covers_the_default_config() {
+        let config = crate::config::AppConfig::builtin().expect("default config");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deps = HandlerDeps {
+            http: http_client(5).expect("client"),
+            artifacts: Arc::new(crate::artifacts::LocalDir::new(dir.path())),
+            settings: Arc::new(ResolvedSettings::default()),
+        };
+        let registry = builtin(&deps);
+        let mut names = 0;
+        for provider in config.providers.values() {
+            for list in provider.config.handlers.values() {
+                for name in list {
+                    assert!(registry.contains(name), "{name} is not registered");
+                    names += 1;
+                }
+            }
+        }
+        assert!(names >= 7, "the default config names {names} handlers");
+    }
 }
