@@ -9,8 +9,25 @@
 mod hmac_scheme;
 mod token;
 
-pub use hmac_scheme::{Algorithm, Encoding, HmacConfig, HmacVerifier};
-pub use token::{BasicAuthConfig, KeyLocation, TokenConfig, TokenVerifier};
+pub mod github;
+pub mod mercado_pago;
+pub mod meta;
+pub mod shopify;
+pub mod slack;
+pub mod standard_webhooks;
+pub mod stripe;
+pub mod twilio;
+
+pub use github::{GithubConfig, GithubVerifier};
+pub use hmac_scheme::{hmac, verify_any, Algorithm, Encoding, HmacConfig, HmacVerifier};
+pub use mercado_pago::{MercadoPagoConfig, MercadoPagoVerifier};
+pub use meta::{MetaConfig, MetaVerifier};
+pub use shopify::{ShopifyConfig, ShopifyVerifier};
+pub use slack::{SlackConfig, SlackVerifier};
+pub use standard_webhooks::{StandardWebhooksConfig, StandardWebhooksVerifier};
+pub use stripe::{StripeConfig, StripeVerifier};
+pub use token::{matches_any, BasicAuthConfig, KeyLocation, TokenConfig, TokenVerifier};
+pub use twilio::{TwilioConfig, TwilioVerifier};
 
 use crate::secret::{Secret, SecretError, SecretResolver};
 use http::HeaderMap;
@@ -38,6 +55,17 @@ impl<'a> Request<'a> {
     /// A header's value as text, `None` when absent or not visible ASCII.
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// A header the scheme cannot do without: [`VerifyError::Missing`] when
+    /// absent, [`VerifyError::Invalid`] when present but not visible ASCII.
+    pub fn require_header(&self, name: &str) -> Result<&'a str, VerifyError> {
+        match self.headers.get(name) {
+            None => Err(VerifyError::Missing(name.to_string())),
+            Some(v) => v
+                .to_str()
+                .map_err(|_| VerifyError::Invalid(format!("{name} is not visible ASCII"))),
+        }
     }
 
     /// The first query parameter with this name.
@@ -136,6 +164,25 @@ pub enum VerifierConfig {
     Token(TokenConfig),
     /// HTTP basic auth.
     BasicAuth(BasicAuthConfig),
+    /// Standard Webhooks (`webhook-id` / `webhook-timestamp` / `webhook-signature`,
+    /// also Svix's `svix-*` names).
+    StandardWebhooks(StandardWebhooksConfig),
+    /// Stripe's `Stripe-Signature: t=...,v1=...`.
+    Stripe(StripeConfig),
+    /// GitHub's `X-Hub-Signature-256: sha256=...`.
+    Github(GithubConfig),
+    /// Shopify's `X-Shopify-Hmac-Sha256` (base64).
+    Shopify(ShopifyConfig),
+    /// Slack's `X-Slack-Signature: v0=...` with `X-Slack-Request-Timestamp`,
+    /// and its `url_verification` challenge.
+    Slack(SlackConfig),
+    /// Meta / WhatsApp Cloud API: the `hub.*` GET handshake and
+    /// `X-Hub-Signature-256` POSTs.
+    Meta(MetaConfig),
+    /// Mercado Pago's `x-signature: ts=...,v1=...` over a manifest.
+    MercadoPago(MercadoPagoConfig),
+    /// Twilio's `X-Twilio-Signature` over the public URL (and form parameters).
+    Twilio(TwilioConfig),
 }
 
 impl VerifierConfig {
@@ -149,6 +196,23 @@ impl VerifierConfig {
                 c.clone(),
                 resolve_all(&c.passwords, secrets)?,
             )),
+            VerifierConfig::StandardWebhooks(c) => Box::new(StandardWebhooksVerifier::new(
+                c.clone(),
+                standard_webhooks::resolve_keys(&c.secrets, secrets)?,
+            )),
+            VerifierConfig::Stripe(c) => Box::new(StripeVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Github(c) => Box::new(GithubVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Shopify(c) => Box::new(ShopifyVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Slack(c) => Box::new(SlackVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Meta(c) => Box::new(MetaVerifier::new(
+                c.clone(),
+                resolve_all(&c.secrets, secrets)?,
+                resolve_all(&c.verify_tokens, secrets)?,
+            )),
+            VerifierConfig::MercadoPago(c) => {
+                Box::new(MercadoPagoVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?))
+            }
+            VerifierConfig::Twilio(c) => Box::new(TwilioVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
         })
     }
 }
@@ -173,13 +237,25 @@ pub fn resolve_all(refs: &[String], resolver: &dyn SecretResolver) -> Result<Vec
 
 /// Checks a signed timestamp against `now` with `tolerance` seconds both ways.
 pub fn check_timestamp(ts: i64, now: i64, tolerance: i64) -> Result<(), VerifyError> {
-    if ts < now - tolerance {
-        return Err(VerifyError::TimestampOutOfTolerance(format!("{}s too old", now - ts)));
+    // Saturating: a sender may write any i64, and none may overflow here.
+    if ts < now.saturating_sub(tolerance) {
+        return Err(VerifyError::TimestampOutOfTolerance(format!(
+            "{}s too old",
+            now.saturating_sub(ts)
+        )));
     }
-    if ts > now + tolerance {
-        return Err(VerifyError::TimestampOutOfTolerance(format!("{}s in the future", ts - now)));
+    if ts > now.saturating_add(tolerance) {
+        return Err(VerifyError::TimestampOutOfTolerance(format!(
+            "{}s in the future",
+            ts.saturating_sub(now)
+        )));
     }
     Ok(())
+}
+
+/// The default tolerance of timestamped schemes: five minutes both ways.
+pub(crate) fn default_tolerance() -> i64 {
+    300
 }
 
 /// Parses a decimal Unix timestamp header value.
@@ -203,6 +279,11 @@ pub(crate) mod test_support {
         pub now: i64,
     }
 
+    /// Secrets from literal values.
+    pub fn secrets(values: &[&str]) -> Vec<Secret> {
+        values.iter().map(|s| Secret::new(s.as_bytes().to_vec())).collect()
+    }
+
     impl Owned {
         pub fn post(body: &[u8], now: i64) -> Self {
             Self {
@@ -220,6 +301,18 @@ pub(crate) mod test_support {
                 http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
                 http::HeaderValue::from_str(v).expect("header value"),
             );
+            self
+        }
+
+        pub fn get(query: &[(&str, &str)], now: i64) -> Self {
+            let mut o = Self::post(b"", now);
+            o.method = http::Method::GET;
+            o.query = query.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            o
+        }
+
+        pub fn url(mut self, url: &str) -> Self {
+            self.url = url.to_string();
             self
         }
 
@@ -252,18 +345,119 @@ mod tests {
     fn timestamps_have_their_own_reason_both_ways() {
         assert!(check_timestamp(1000, 1000, 300).is_ok());
         assert!(check_timestamp(700, 1000, 300).is_ok());
-        let old = check_timestamp(699, 1000, 300).unwrap_err();
+        let old = check_timestamp(699, 1000, 300).expect_err("rejected");
         assert_eq!(old.reason(), "timestamp_out_of_tolerance");
-        let future = check_timestamp(1301, 1000, 300).unwrap_err();
+        let future = check_timestamp(1301, 1000, 300).expect_err("rejected");
         assert_eq!(future.reason(), "timestamp_out_of_tolerance");
+        for extreme in [i64::MIN, i64::MAX] {
+            let err = check_timestamp(extreme, 1000, 300).expect_err("rejected");
+            assert_eq!(err.reason(), "timestamp_out_of_tolerance");
+        }
+    }
+
+    /// Builds the verifier and checks that what it signs, it accepts.
+    fn round_trip(config: &VerifierConfig, r: &dyn SecretResolver) {
+        let v = config.build(r).unwrap_or_else(|e| panic!("{config:?}: {e}"));
+        let body = br#"{"id":"evt_1"}"#;
+        let signed = v.sign(&SignInput {
+            body,
+            now: 1000,
+            id: "evt_1",
+            url: "https://example.test/webhooks/x",
+        });
+        let mut o = test_support::Owned::post(body, 1000).with_signed(&signed);
+        if !signed.query.is_empty() {
+            let q = serde_urlencoded::to_string(&signed.query).expect("query");
+            o.url = format!("{}?{q}", o.url);
+        }
+        assert_eq!(v.verify(&o.req()), Ok(()), "{config:?}");
+    }
+
+    #[test]
+    fn every_snippet_of_the_senders_doc_parses_and_round_trips() {
+        struct AnySecret;
+        impl SecretResolver for AnySecret {
+            fn resolve(&self, _reference: &str) -> Result<Secret, SecretError> {
+                Ok(Secret::new(b"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_vec()))
+            }
+        }
+        let doc = include_str!("../../../docs/senders.md");
+        let mut schemes = std::collections::BTreeSet::new();
+        for block in doc.split("```toml\n").skip(1) {
+            let block = block.split("```").next().unwrap_or_default();
+            let value: toml::Value = toml::from_str(block).unwrap_or_else(|e| panic!("{block}: {e}"));
+            let providers = value.get("providers").and_then(|p| p.as_table()).expect("providers");
+            for (name, table) in providers {
+                let config: crate::provider::ProviderConfig =
+                    table.clone().try_into().unwrap_or_else(|e| panic!("{name}: {e}"));
+                round_trip(&config.verifier, &AnySecret);
+                let scheme = table["verifier"]["scheme"].as_str().unwrap_or_default().to_string();
+                schemes.insert(scheme);
+            }
+        }
+        let all = [
+            "basic_auth",
+            "github",
+            "hmac",
+            "mercado_pago",
+            "meta",
+            "shopify",
+            "slack",
+            "standard_webhooks",
+            "stripe",
+            "token",
+            "twilio",
+        ];
+        assert_eq!(schemes.into_iter().collect::<Vec<_>>(), all);
+    }
+
+    #[test]
+    fn every_scheme_deserializes_and_builds() {
+        #[derive(Deserialize)]
+        struct T {
+            verifier: VerifierConfig,
+        }
+        let r = crate::secret::MapResolver::default()
+            .with("S", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
+            .with("T", "verify-token");
+        let tables = [
+            r#"verifier = { scheme = "standard_webhooks", secrets = ["env:S", "env:S_PREVIOUS"] }"#,
+            r#"verifier = { scheme = "standard_webhooks", secrets = ["env:S"], tolerance_secs = 60 }"#,
+            r#"verifier = { scheme = "stripe", secrets = ["env:S"], tolerance_secs = 600 }"#,
+            r#"verifier = { scheme = "github", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "shopify", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "slack", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "meta", secrets = ["env:S"], verify_tokens = ["env:T"] }"#,
+            r#"verifier = { scheme = "mercado_pago", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "twilio", secrets = ["env:S"] }"#,
+        ];
+        for table in tables {
+            let t: T = toml::from_str(table).unwrap_or_else(|e| panic!("{table}: {e}"));
+            round_trip(&t.verifier, &r);
+        }
+        for bad in [
+            r#"verifier = { scheme = "github", secrets = ["env:S"], header = "X" }"#,
+            r#"verifier = { scheme = "meta", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "mercadopago", secrets = ["env:S"] }"#,
+        ] {
+            assert!(toml::from_str::<T>(bad).is_err(), "{bad}");
+        }
+        let t: T = toml::from_str(r#"verifier = { scheme = "standard_webhooks", secrets = ["env:T"] }"#).expect("toml");
+        let err = t.verifier.build(&r).expect_err("rejected");
+        assert!(err.to_string().contains("env:T"), "{err}");
+        let t: T = toml::from_str(r#"verifier = { scheme = "stripe", secrets = ["env:UNSET"] }"#).expect("toml");
+        assert_eq!(
+            t.verifier.build(&r).expect_err("rejected"),
+            SecretError::MissingEnv("UNSET".into())
+        );
     }
 
     #[test]
     fn rotation_list_skips_unset_previous_secrets() {
         let r = crate::secret::MapResolver::default().with("CUR", "a");
-        let got = resolve_all(&["env:CUR".into(), "env:PREV".into()], &r).unwrap();
+        let got = resolve_all(&["env:CUR".into(), "env:PREV".into()], &r).expect("ok");
         assert_eq!(got.len(), 1);
-        let err = resolve_all(&["env:PREV".into(), "env:CUR".into()], &r).unwrap_err();
+        let err = resolve_all(&["env:PREV".into(), "env:CUR".into()], &r).expect_err("rejected");
         assert_eq!(err, SecretError::MissingEnv("PREV".into()));
     }
 }
