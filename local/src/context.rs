@@ -14,7 +14,9 @@ use webhooks_shared::store::sqlite::SqliteStore;
 /// Logs go to stderr, so command output on stdout stays clean for pipes.
 pub fn init_tracing(format: &LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -35,7 +37,10 @@ pub fn open_db(args: &StoreArgs, durability: DurabilityArg) -> anyhow::Result<Db
 
 /// The embedded store and queue over one database.
 pub fn embedded_ports(db: &Db) -> (Arc<SqliteStore>, Arc<SqliteQueue>) {
-    (Arc::new(SqliteStore::new(db.clone())), Arc::new(SqliteQueue::new(db.clone())))
+    (
+        Arc::new(SqliteStore::new(db.clone())),
+        Arc::new(SqliteQueue::new(db.clone())),
+    )
 }
 
 /// One provider with its secrets from the environment, or an error that

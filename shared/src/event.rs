@@ -98,9 +98,7 @@ impl EventState {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
     }
 }
 

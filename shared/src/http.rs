@@ -4,8 +4,8 @@
 //! Routes: `POST /webhooks/{provider}`, `GET /webhooks/{provider}`
 //! (handshakes) and `GET /healthz`.
 
-use crate::ingest::{Accepted, Ingest, Inbound, IngestError};
-use axum::body::{Body, Bytes};
+use crate::ingest::{Accepted, Inbound, Ingest, IngestError};
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -60,7 +60,7 @@ async fn webhook(
                     headers,
                     query: uri.query().map(str::to_string),
                     path: uri.path().to_string(),
-                    body: Bytes::from(bytes),
+                    body: bytes,
                     now: crate::time::unix_now(),
                     request_id: request_id.clone(),
                 };
@@ -82,12 +82,16 @@ pub fn answer(accepted_status: u16, outcome: Result<Accepted, IngestError>) -> R
             let status = StatusCode::from_u16(accepted_status).unwrap_or(StatusCode::OK);
             (status, Json(serde_json::json!({"status": "accepted", "ids": ids}))).into_response()
         }
-        Ok(Accepted::Duplicate { ids }) => {
-            (StatusCode::OK, Json(serde_json::json!({"status": "duplicate", "ids": ids}))).into_response()
-        }
-        Ok(Accepted::Ignored { ids }) => {
-            (StatusCode::OK, Json(serde_json::json!({"status": "ignored", "ids": ids}))).into_response()
-        }
+        Ok(Accepted::Duplicate { ids }) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "duplicate", "ids": ids})),
+        )
+            .into_response(),
+        Ok(Accepted::Ignored { ids }) => (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ignored", "ids": ids})),
+        )
+            .into_response(),
         Ok(Accepted::Handshake(h)) => {
             let status = StatusCode::from_u16(h.status).unwrap_or(StatusCode::OK);
             (status, [(axum::http::header::CONTENT_TYPE, h.content_type)], h.body).into_response()

@@ -173,7 +173,10 @@ impl Ingest {
                 .map(str::to_string)
         };
         let query_value = |name: &str| req.query_param(name).map(str::to_string);
-        let content_type = inbound.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let content_type = inbound
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         let extracted = provider
             .extract(&inbound.body, content_type, &header, &query_value)
             .map_err(|e| {
@@ -307,6 +310,8 @@ fn public_url(provider: &Provider, inbound: &Inbound) -> String {
     }
     let header = |n: &str| inbound.headers.get(n).and_then(|v| v.to_str().ok());
     let proto = header("x-forwarded-proto").unwrap_or("https");
-    let host = header("x-forwarded-host").or_else(|| header("host")).unwrap_or("localhost");
+    let host = header("x-forwarded-host")
+        .or_else(|| header("host"))
+        .unwrap_or("localhost");
     format!("{proto}://{host}{}{query}", inbound.path)
 }

@@ -118,7 +118,14 @@ impl Processor {
             Some(names) => names.to_vec(),
             None => {
                 return self
-                    .finish(delivery, EventState::Ignored, None, record.results, now, Disposition::Ack)
+                    .finish(
+                        delivery,
+                        EventState::Ignored,
+                        None,
+                        record.results,
+                        now,
+                        Disposition::Ack,
+                    )
                     .await
             }
         };

@@ -62,10 +62,7 @@ impl SecretResolver for EnvResolver {
 
 /// Resolves `env:` through `lookup` and `literal:` inline; shared by every
 /// resolver so the reference grammar lives in one place.
-pub fn resolve_basic(
-    reference: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Secret, SecretError> {
+pub fn resolve_basic(reference: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
     if let Some(name) = reference.strip_prefix("env:") {
         return match lookup(name) {
             Some(v) if !v.is_empty() => Ok(Secret::new(v.into_bytes())),
@@ -111,7 +108,10 @@ mod tests {
     #[test]
     fn env_reference_names_the_variable_when_missing() {
         let err = resolve_basic("env:NOPE_NOT_SET", |_| None).unwrap_err();
-        assert_eq!(err.to_string(), "environment variable NOPE_NOT_SET is not set (or is empty)");
+        assert_eq!(
+            err.to_string(),
+            "environment variable NOPE_NOT_SET is not set (or is empty)"
+        );
     }
 
     #[test]

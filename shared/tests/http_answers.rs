@@ -13,7 +13,9 @@ use webhooks_shared::store::{Claim, EventStore};
 #[tokio::test]
 async fn accepted_new_event_is_claimed_and_queued() {
     let h = Harness::new();
-    let (status, json, _) = h.call(gigstack_request(&gigstack_body("evt_a", "invoice.created"))).await;
+    let (status, json, _) = h
+        .call(gigstack_request(&gigstack_body("evt_a", "invoice.created")))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json, serde_json::json!({"status": "accepted", "ids": ["evt_a"]}));
     assert_eq!(h.state("gigstack", "evt_a").await, Some(EventState::Queued));
@@ -23,7 +25,9 @@ async fn accepted_new_event_is_claimed_and_queued() {
 #[tokio::test]
 async fn accepted_status_can_be_202() {
     let h = Harness::with_overlay("[ingest]\naccepted_status = 202");
-    let (status, json, _) = h.call(gigstack_request(&gigstack_body("evt_202", "invoice.created"))).await;
+    let (status, json, _) = h
+        .call(gigstack_request(&gigstack_body("evt_202", "invoice.created")))
+        .await;
     assert_eq!(status, StatusCode::ACCEPTED);
     assert_eq!(json["status"], "accepted");
 }
@@ -74,7 +78,9 @@ async fn duplicate_still_in_flight_is_409() {
 #[tokio::test]
 async fn unknown_event_type_is_stored_and_ignored() {
     let h = Harness::new();
-    let (status, json, _) = h.call(gigstack_request(&gigstack_body("evt_unk", "invoice.exploded"))).await;
+    let (status, json, _) = h
+        .call(gigstack_request(&gigstack_body("evt_unk", "invoice.exploded")))
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["status"], "ignored");
     let rec = h.record("gigstack", "evt_unk").await.expect("stored");
@@ -160,7 +166,8 @@ async fn timestamp_outside_tolerance_is_401() {
     let body = r#"{"id":"s1","type":"t"}"#;
     let sig = {
         use hmac::Mac;
-        let mut mac = <hmac::SimpleHmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(b"stamped-secret").unwrap();
+        let mut mac =
+            <hmac::SimpleHmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(b"stamped-secret").unwrap();
         mac.update(format!("{ts}.{body}").as_bytes());
         hex::encode(mac.finalize().into_bytes())
     };
@@ -210,9 +217,17 @@ async fn store_unavailable_is_503() {
     let body = gigstack_body("evt_store", "invoice.created");
     let (status, json, _) = h.call(gigstack_request(&body)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(json, serde_json::json!({"error": "unavailable"}), "no internal text leaks");
+    assert_eq!(
+        json,
+        serde_json::json!({"error": "unavailable"}),
+        "no internal text leaks"
+    );
     h.faults.store_down.store(false, Ordering::SeqCst);
-    assert_eq!(h.call(gigstack_request(&body)).await.1["status"], "accepted", "the retry is accepted");
+    assert_eq!(
+        h.call(gigstack_request(&body)).await.1["status"],
+        "accepted",
+        "the retry is accepted"
+    );
 }
 
 #[tokio::test]
@@ -232,7 +247,9 @@ async fn queue_unavailable_is_503_and_leaves_no_claim_so_the_retry_is_accepted()
 #[tokio::test]
 async fn get_without_handshake_is_405_and_health_is_200() {
     let h = Harness::new();
-    let (status, json, _) = h.call(Request::get("/webhooks/gigstack").body(Body::empty()).unwrap()).await;
+    let (status, json, _) = h
+        .call(Request::get("/webhooks/gigstack").body(Body::empty()).unwrap())
+        .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(json["error"], "method_not_allowed");
     let (status, json, _) = h.call(Request::get("/healthz").body(Body::empty()).unwrap()).await;

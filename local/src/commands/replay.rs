@@ -27,7 +27,10 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         for ev in &moved {
             println!("replayed {}", ev.key());
         }
-        println!("{} event(s) moved from the dead-letter queue back to the queue", moved.len());
+        println!(
+            "{} event(s) moved from the dead-letter queue back to the queue",
+            moved.len()
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let (Some(provider), Some(id)) = (args.provider, args.id) else {

@@ -43,7 +43,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             batch: args.worker_batch.max(1),
             ..WorkerSettings::default()
         };
-        Some(tokio::spawn(worker::run(app.processor.clone(), store, settings, stop_rx)))
+        Some(tokio::spawn(worker::run(
+            app.processor.clone(),
+            store,
+            settings,
+            stop_rx,
+        )))
     };
 
     let router = webhooks_shared::http::router(app.ingest.clone());

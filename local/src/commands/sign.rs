@@ -16,7 +16,9 @@ fn read_body(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
         Some(p) => std::fs::read(p).with_context(|| format!("cannot read {}", p.display())),
         None => {
             let mut buf = Vec::new();
-            std::io::stdin().read_to_end(&mut buf).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .context("cannot read standard input")?;
             Ok(buf)
         }
     }
@@ -36,7 +38,13 @@ fn with_query(url: &str, signed: &Signed) -> String {
     format!("{url}{sep}{encoded}")
 }
 
-fn sign_body(config_args: &crate::cli::ConfigArgs, provider: &str, body: &[u8], id: &str, url: &str) -> anyhow::Result<Signed> {
+fn sign_body(
+    config_args: &crate::cli::ConfigArgs,
+    provider: &str,
+    body: &[u8],
+    id: &str,
+    url: &str,
+) -> anyhow::Result<Signed> {
     let config = context::load_config(config_args)?;
     let provider = context::provider(&config, provider)?;
     Ok(provider.verifier.sign(&SignInput {

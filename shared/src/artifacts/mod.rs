@@ -28,9 +28,7 @@ pub trait ArtifactStore: Send + Sync {
 /// Rejects absolute paths and `..`, so a payload field cannot write outside the store.
 pub fn check_relative(path: &str) -> Result<(), ArtifactError> {
     let p = Path::new(path);
-    let plain = !path.is_empty()
-        && p.components().all(|c| matches!(c, Component::Normal(_)))
-        && !path.contains('\\');
+    let plain = !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_))) && !path.contains('\\');
     if plain {
         Ok(())
     } else {
@@ -83,7 +81,10 @@ mod tests {
     async fn writes_atomically_into_subdirectories() {
         let dir = tempfile::tempdir().unwrap();
         let store = LocalDir::new(dir.path());
-        let at = store.put("invoices/u1.pdf", b"%PDF-1.4", "application/pdf").await.unwrap();
+        let at = store
+            .put("invoices/u1.pdf", b"%PDF-1.4", "application/pdf")
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(&at).unwrap(), b"%PDF-1.4");
         assert!(store.put("../escape.pdf", b"x", "application/pdf").await.is_err());
     }

@@ -249,7 +249,11 @@ impl Provider {
         let id = extract::composite(&self.event_id, ctx).map_err(PayloadError::Missing)?;
         let event_type = extract::first_present(&self.event_type, ctx).map_err(PayloadError::Missing)?;
         let payload = RawValue::from_string(raw).map_err(|_| PayloadError::NotJson)?;
-        Ok(Extracted { id, event_type, payload })
+        Ok(Extracted {
+            id,
+            event_type,
+            payload,
+        })
     }
 }
 
@@ -266,7 +270,10 @@ impl Registry {
     /// Builds every configured provider. A provider whose secret is missing
     /// is left out and listed in `disabled`: unverified deliveries are
     /// never accepted.
-    pub fn build(configs: &BTreeMap<String, ProviderConfig>, secrets: &dyn SecretResolver) -> Result<Self, ProviderError> {
+    pub fn build(
+        configs: &BTreeMap<String, ProviderConfig>,
+        secrets: &dyn SecretResolver,
+    ) -> Result<Self, ProviderError> {
         let mut reg = Registry::default();
         for (name, cfg) in configs {
             match Provider::build(name, cfg, secrets) {
@@ -372,7 +379,8 @@ mod tests {
             PayloadError::NotJson
         );
         assert_eq!(
-            p.extract(br#"{"events":[{"type":"t"}]}"#, None, NO_HEADERS, NO_HEADERS).unwrap_err(),
+            p.extract(br#"{"events":[{"type":"t"}]}"#, None, NO_HEADERS, NO_HEADERS)
+                .unwrap_err(),
             PayloadError::Missing("body field /id".into())
         );
     }
@@ -380,7 +388,8 @@ mod tests {
     #[test]
     fn missing_secret_disables_provider_naming_the_variable() {
         let cfg: ProviderConfig =
-            toml::from_str(r#"verifier = { scheme = "token", name = "t", secrets = ["env:NOT_SET_ANYWHERE"] }"#).unwrap();
+            toml::from_str(r#"verifier = { scheme = "token", name = "t", secrets = ["env:NOT_SET_ANYWHERE"] }"#)
+                .unwrap();
         let mut configs = BTreeMap::new();
         configs.insert("p".to_string(), cfg);
         let reg = Registry::build(&configs, &MapResolver::default()).unwrap();

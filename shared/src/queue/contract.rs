@@ -35,7 +35,13 @@ async fn send_receive_ack(q: &dyn Queue) {
     assert_eq!(d.event.payload.get(), ev.payload.get(), "payload travels verbatim");
     assert_eq!(d.receive_count, 1);
     q.ack(&d).await.expect("ack");
-    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "acked message is gone");
+    assert!(
+        q.receive(10, Duration::from_secs(30))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "acked message is gone"
+    );
 }
 
 async fn visibility_and_receive_count(q: &dyn Queue) {
@@ -46,7 +52,9 @@ async fn visibility_and_receive_count(q: &dyn Queue) {
         "hidden while in flight"
     );
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let second = receive_one(q, Duration::from_secs(30)).await.expect("visible again after the timeout");
+    let second = receive_one(q, Duration::from_secs(30))
+        .await
+        .expect("visible again after the timeout");
     assert_eq!(second.event.id, "m2");
     assert_eq!(second.receive_count, first.receive_count + 1, "receive count grows");
     q.ack(&second).await.expect("ack");
@@ -56,9 +64,17 @@ async fn retry_after_delays(q: &dyn Queue) {
     q.send(&[event("qc", "m3", "a.b")]).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     q.retry_after(&d, Duration::from_secs(1)).await.expect("retry_after");
-    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "delayed");
+    assert!(
+        q.receive(10, Duration::from_secs(30))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "delayed"
+    );
     tokio::time::sleep(Duration::from_millis(1_300)).await;
-    let again = receive_one(q, Duration::from_secs(30)).await.expect("back after the delay");
+    let again = receive_one(q, Duration::from_secs(30))
+        .await
+        .expect("back after the delay");
     assert_eq!(again.receive_count, 2);
     q.ack(&again).await.expect("ack");
 }
@@ -67,7 +83,13 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
     q.send(&[event("qc", "m4", "a.b")]).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     q.dead_letter(&d, "permanent: bad data").await.expect("dead_letter");
-    assert!(q.receive(10, Duration::from_secs(30)).await.expect("receive").is_empty(), "not on the main queue");
+    assert!(
+        q.receive(10, Duration::from_secs(30))
+            .await
+            .expect("receive")
+            .is_empty(),
+        "not on the main queue"
+    );
     let mut dead = Vec::new();
     for _ in 0..20 {
         dead = q.dead_letters(10).await.expect("dead_letters");
@@ -81,7 +103,9 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
     assert!(dead[0].reason.contains("bad data"), "reason kept: {}", dead[0].reason);
     let moved = q.redrive(10).await.expect("redrive");
     assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["m4"]);
-    let back = receive_one(q, Duration::from_secs(30)).await.expect("redriven message arrives");
+    let back = receive_one(q, Duration::from_secs(30))
+        .await
+        .expect("redriven message arrives");
     assert_eq!(back.event.id, "m4");
     assert_eq!(back.receive_count, 1, "redrive starts a fresh count");
     q.ack(&back).await.expect("ack");

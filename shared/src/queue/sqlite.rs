@@ -115,7 +115,10 @@ impl Queue for SqliteQueue {
                     let reason = format!("not an event envelope: {e}");
                     self.db
                         .call(move |conn| {
-                            conn.execute("UPDATE queue SET dead = 1, dead_reason = ?2 WHERE id = ?1", params![id, reason])
+                            conn.execute(
+                                "UPDATE queue SET dead = 1, dead_reason = ?2 WHERE id = ?1",
+                                params![id, reason],
+                            )
                         })
                         .await?;
                 }
@@ -169,7 +172,8 @@ impl Queue for SqliteQueue {
         let rows: Vec<(String, Option<String>)> = self
             .db
             .call(move |conn| {
-                let mut stmt = conn.prepare_cached("SELECT body, dead_reason FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
+                let mut stmt =
+                    conn.prepare_cached("SELECT body, dead_reason FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
                 let rows = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect()
             })

@@ -13,8 +13,7 @@ pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
         id: id.to_string(),
         event_type: event_type.to_string(),
         received_at: 1_000,
-        payload: RawValue::from_string(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#))
-            .expect("valid JSON"),
+        payload: RawValue::from_string(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#)).expect("valid JSON"),
     }
 }
 
@@ -47,7 +46,11 @@ pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
 
 async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "claim-1", "a.b");
-    assert_eq!(store.claim(claim(&ev, 100)).await.expect("claim"), ClaimOutcome::Claimed, "first claim wins");
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed,
+        "first claim wins"
+    );
     assert_eq!(
         store.claim(claim(&ev, 101)).await.expect("claim"),
         ClaimOutcome::InFlight,
@@ -62,27 +65,46 @@ async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
     let rec = store.get(&ev.key()).await.expect("get").expect("record exists");
     assert_eq!(rec.state, EventState::Queued);
     assert_eq!(rec.event_type, "a.b");
-    assert_eq!(rec.payload.as_deref(), Some(ev.payload.get()), "payload stored for replay");
+    assert_eq!(
+        rec.payload.as_deref(),
+        Some(ev.payload.get()),
+        "payload stored for replay"
+    );
     assert!(rec.expires_at >= 100 + 7 * 86_400 - 1, "TTL set from the claim");
 }
 
 async fn expired_claim_is_taken_over(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "claim-expired", "a.b");
-    assert_eq!(store.claim(claim(&ev, 100)).await.expect("claim"), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
     assert_eq!(
         store.claim(claim(&ev, 131)).await.expect("claim"),
         ClaimOutcome::Claimed,
         "a RECEIVED claim past its lease is taken over"
     );
-    assert_eq!(store.claim(claim(&ev, 132)).await.expect("claim"), ClaimOutcome::InFlight);
+    assert_eq!(
+        store.claim(claim(&ev, 132)).await.expect("claim"),
+        ClaimOutcome::InFlight
+    );
 }
 
 async fn release_allows_reclaim(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "released", "a.b");
-    assert_eq!(store.claim(claim(&ev, 100)).await.expect("claim"), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
     store.release(&ev.key()).await.expect("release");
-    assert!(store.get(&ev.key()).await.expect("get").is_none(), "released claim is gone");
-    assert_eq!(store.claim(claim(&ev, 101)).await.expect("claim"), ClaimOutcome::Claimed);
+    assert!(
+        store.get(&ev.key()).await.expect("get").is_none(),
+        "released claim is gone"
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 101)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
     store.mark_queued(&ev.key(), 101).await.expect("mark queued");
     store.release(&ev.key()).await.expect("release");
     assert!(
@@ -191,7 +213,10 @@ async fn ignored_records(store: &dyn EventStore, p: &str) {
 
 async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "requeue", "a.b");
-    assert!(store.requeue(&ev.key(), 100).await.expect("requeue").is_none(), "nothing to requeue");
+    assert!(
+        store.requeue(&ev.key(), 100).await.expect("requeue").is_none(),
+        "nothing to requeue"
+    );
     store.claim(claim(&ev, 100)).await.expect("claim");
     store.lease(&ev, 100, 60, 1000).await.expect("lease");
     store

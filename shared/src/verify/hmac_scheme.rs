@@ -39,9 +39,7 @@ impl Encoding {
     pub fn decode(self, text: &str) -> Option<Vec<u8>> {
         match self {
             Encoding::Hex => hex::decode(text.trim()).ok(),
-            Encoding::Base64 => base64::engine::general_purpose::STANDARD
-                .decode(text.trim())
-                .ok(),
+            Encoding::Base64 => base64::engine::general_purpose::STANDARD.decode(text.trim()).ok(),
         }
     }
 }
@@ -210,7 +208,11 @@ impl Verifier for HmacVerifier {
         let ts = input.now.to_string();
         let content = self.content(input.body, &ts, input.id);
         let key = self.secrets.first().map(Secret::expose).unwrap_or_default();
-        let sig = format!("{}{}", c.prefix, c.encoding.encode(&hmac(c.algorithm, key, &[&content])));
+        let sig = format!(
+            "{}{}",
+            c.prefix,
+            c.encoding.encode(&hmac(c.algorithm, key, &[&content]))
+        );
         let mut headers = vec![(c.header.clone(), sig)];
         if let Some(h) = &c.timestamp_header {
             headers.push((h.clone(), ts));
@@ -240,7 +242,10 @@ mod tests {
             signed_content: None,
             tolerance_secs: 300,
         };
-        HmacVerifier::new(config, secrets.iter().map(|s| Secret::new(s.as_bytes().to_vec())).collect())
+        HmacVerifier::new(
+            config,
+            secrets.iter().map(|s| Secret::new(s.as_bytes().to_vec())).collect(),
+        )
     }
 
     #[test]
@@ -260,22 +265,39 @@ mod tests {
     fn sign_then_verify_and_tamper() {
         let v = gigstack(&["s3cret"]);
         let body = br#"{"id":"evt_1","type":"invoice.created"}"#;
-        let signed = v.sign(&SignInput { body, now: 0, id: "", url: "" });
+        let signed = v.sign(&SignInput {
+            body,
+            now: 0,
+            id: "",
+            url: "",
+        });
         let ok = Owned::post(body, 0).with_signed(&signed);
         assert_eq!(v.verify(&ok.req()), Ok(()));
         let mut tampered = Owned::post(body, 0).with_signed(&signed);
         tampered.body[5] ^= 1;
-        assert_eq!(v.verify(&tampered.req()).expect_err("rejected").reason(), "invalid_signature");
+        assert_eq!(
+            v.verify(&tampered.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
     }
 
     #[test]
     fn missing_is_told_apart_from_wrong_and_malformed() {
         let v = gigstack(&["s3cret"]);
-        assert_eq!(v.verify(&Owned::post(b"{}", 0).req()).expect_err("rejected").reason(), "missing_signature");
+        assert_eq!(
+            v.verify(&Owned::post(b"{}", 0).req()).expect_err("rejected").reason(),
+            "missing_signature"
+        );
         let wrong = Owned::post(b"{}", 0).header("X-Gigstack-Signature", &"0".repeat(64));
-        assert_eq!(v.verify(&wrong.req()).expect_err("rejected").reason(), "invalid_signature");
+        assert_eq!(
+            v.verify(&wrong.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
         let malformed = Owned::post(b"{}", 0).header("X-Gigstack-Signature", "zz");
-        assert_eq!(v.verify(&malformed.req()).expect_err("rejected").reason(), "invalid_signature");
+        assert_eq!(
+            v.verify(&malformed.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
     }
 
     #[test]
@@ -287,7 +309,12 @@ mod tests {
             v
         };
         let body = b"{}";
-        let old_sig = old.sign(&SignInput { body, now: 0, id: "", url: "" });
+        let old_sig = old.sign(&SignInput {
+            body,
+            now: 0,
+            id: "",
+            url: "",
+        });
         assert_eq!(both.verify(&Owned::post(body, 0).with_signed(&old_sig).req()), Ok(()));
         let two = format!("{},{}", "ab".repeat(32), old_sig.headers[0].1);
         assert_eq!(
@@ -303,10 +330,18 @@ mod tests {
         v.config.signed_content = Some("v0:{timestamp}:{body}".into());
         v.config.algorithm = Algorithm::Sha512;
         v.config.encoding = Encoding::Base64;
-        let signed = v.sign(&SignInput { body: b"hi", now: 1000, id: "", url: "" });
+        let signed = v.sign(&SignInput {
+            body: b"hi",
+            now: 1000,
+            id: "",
+            url: "",
+        });
         assert_eq!(v.verify(&Owned::post(b"hi", 1100).with_signed(&signed).req()), Ok(()));
         let late = Owned::post(b"hi", 1400).with_signed(&signed);
-        assert_eq!(v.verify(&late.req()).expect_err("rejected").reason(), "timestamp_out_of_tolerance");
+        assert_eq!(
+            v.verify(&late.req()).expect_err("rejected").reason(),
+            "timestamp_out_of_tolerance"
+        );
         assert_eq!(v.content(b"B", "T", "I"), b"v0:T:B".to_vec());
     }
 }

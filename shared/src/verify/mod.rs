@@ -70,10 +70,7 @@ impl<'a> Request<'a> {
 
     /// The first query parameter with this name.
     pub fn query_param(&self, name: &str) -> Option<&'a str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 

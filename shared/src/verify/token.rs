@@ -164,11 +164,23 @@ mod tests {
             },
             secrets(&["tok", "older"]),
         );
-        assert_eq!(v.verify(&Owned::post(b"", 0).header("TF-WebhookToken", "tok").req()), Ok(()));
-        assert_eq!(v.verify(&Owned::post(b"", 0).header("TF-WebhookToken", "older").req()), Ok(()));
+        assert_eq!(
+            v.verify(&Owned::post(b"", 0).header("TF-WebhookToken", "tok").req()),
+            Ok(())
+        );
+        assert_eq!(
+            v.verify(&Owned::post(b"", 0).header("TF-WebhookToken", "older").req()),
+            Ok(())
+        );
         let bad = Owned::post(b"", 0).header("TF-WebhookToken", "tok2");
-        assert_eq!(v.verify(&bad.req()).expect_err("rejected").reason(), "invalid_signature");
-        assert_eq!(v.verify(&Owned::post(b"", 0).req()).expect_err("rejected").reason(), "missing_signature");
+        assert_eq!(
+            v.verify(&bad.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
+        assert_eq!(
+            v.verify(&Owned::post(b"", 0).req()).expect_err("rejected").reason(),
+            "missing_signature"
+        );
     }
 
     #[test]
@@ -182,7 +194,12 @@ mod tests {
             },
             secrets(&["q"]),
         );
-        let signed = v.sign(&SignInput { body: b"", now: 0, id: "", url: "" });
+        let signed = v.sign(&SignInput {
+            body: b"",
+            now: 0,
+            id: "",
+            url: "",
+        });
         assert_eq!(signed.query, vec![("token".to_string(), "q".to_string())]);
         assert_eq!(v.verify(&Owned::post(b"", 0).with_signed(&signed).req()), Ok(()));
     }
@@ -196,9 +213,17 @@ mod tests {
             },
             secrets(&["pw"]),
         );
-        let signed = v.sign(&SignInput { body: b"", now: 0, id: "", url: "" });
+        let signed = v.sign(&SignInput {
+            body: b"",
+            now: 0,
+            id: "",
+            url: "",
+        });
         assert_eq!(v.verify(&Owned::post(b"", 0).with_signed(&signed).req()), Ok(()));
         let wrong_user = Owned::post(b"", 0).header("Authorization", "Basic eDpwdw=="); // x:pw
-        assert_eq!(v.verify(&wrong_user.req()).expect_err("rejected").reason(), "invalid_signature");
+        assert_eq!(
+            v.verify(&wrong_user.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
     }
 }

@@ -287,8 +287,8 @@ impl Harness {
 
 /// hex(HMAC-SHA256(secret, body)), computed here independently of the crate.
 pub fn gigstack_signature(body: &[u8]) -> String {
-    let mut mac = <SimpleHmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(GIGSTACK_SECRET.as_bytes())
-        .expect("key");
+    let mut mac =
+        <SimpleHmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(GIGSTACK_SECRET.as_bytes()).expect("key");
     mac.update(body);
     hex::encode(mac.finalize().into_bytes())
 }
