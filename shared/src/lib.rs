@@ -8,6 +8,8 @@
 
 pub mod app;
 pub mod artifacts;
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod backoff;
 pub mod config;
 pub mod db;
@@ -23,4 +25,3 @@ pub mod store;
 pub mod time;
 pub mod verify;
 pub mod worker;
-

@@ -1,0 +1,225 @@
+//! The processor Lambda: an SQS event source mapping (with
+//! `ReportBatchItemFailures`) hands a batch of records; each becomes a
+//! [`Delivery`] and goes through `webhooks_shared::process::Processor::run`,
+//! which leases the record, runs the handlers and settles the message
+//! through the SQS adapter (delete / ChangeMessageVisibility for the backoff /
+//! explicit send to the DLQ). Records to try again are reported as batch item
+//! failures; every other record is already settled.
+//!
+//! Each record runs in its own task: a panic in one is a failure of that
+//! record only (SQS redelivers it after the visibility timeout), never of the
+//! batch.
+//!
+//! Invoked directly (not by SQS) with `{"action": "dead_letters"}` or
+//! `{"action": "redrive"}` (optional `"max"`), the same function lists the
+//! dead-letter queue or moves it back to the main queue, resetting each
+//! record to QUEUED so it is processed again (SQS's own console redrive would
+//! move the messages but leave their records FAILED, and they would be skipped).
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::Instant;
+use tracing::{error, warn};
+use webhooks_shared::aws::{self, AwsEnv, AwsError, Runtime};
+use webhooks_shared::process::{Disposition, Processor};
+use webhooks_shared::queue::sqs::SqsQueue;
+use webhooks_shared::queue::Delivery;
+use webhooks_shared::queue::Queue;
+
+/// Cold start: SDK config, clients, first connections, config, secrets, app.
+pub async fn init(env: &AwsEnv) -> Result<Runtime, AwsError> {
+    let started = Instant::now();
+    let sdk = aws::sdk_config(env.endpoint_url.as_deref()).await;
+    let runtime = aws::cold_start(env, &sdk, |_, _| {}).await?;
+    tracing::info!(init_ms = started.elapsed().as_millis() as u64, "processor initialised");
+    Ok(runtime)
+}
+
+/// Runs one delivery to its disposition.
+pub type RunOne = Arc<dyn Fn(Delivery) -> BoxFuture<'static, Disposition> + Send + Sync>;
+
+/// The batch handler: the processor pipeline over the SQS adapter.
+#[derive(Clone)]
+pub struct BatchHandler {
+    queue: Arc<SqsQueue>,
+    run: RunOne,
+}
+
+impl BatchHandler {
+    pub fn new(processor: Arc<Processor>, queue: Arc<SqsQueue>) -> Self {
+        let run: RunOne = Arc::new(move |delivery: Delivery| {
+            let processor = processor.clone();
+            Box::pin(async move { processor.run(&delivery, webhooks_shared::time::unix_now()).await })
+        });
+        Self { queue, run }
+    }
+
+    /// With another per-delivery step (tests wrap the processor with one that panics).
+    pub fn with_runner(queue: Arc<SqsQueue>, run: RunOne) -> Self {
+        Self { queue, run }
+    }
+
+    pub fn from_runtime(runtime: &Runtime) -> Self {
+        Self::new(runtime.app.processor.clone(), runtime.queue.clone())
+    }
+
+    /// Handles a batch; returns the message ids SQS should deliver again.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let tasks: Vec<_> = event
+            .records
+            .into_iter()
+            .map(|record| {
+                let this = self.clone();
+                let message_id = record.message_id.clone().unwrap_or_default();
+                (
+                    message_id,
+                    tokio::spawn(async move { this.handle_record(record).await }),
+                )
+            })
+            .collect();
+        let mut response = SqsBatchResponse::default();
+        for (message_id, task) in tasks {
+            let retry = match task.await {
+                Ok(retry) => retry,
+                Err(e) => {
+                    error!(message_id = %message_id, panicked = e.is_panic(), "record task failed; SQS delivers it again");
+                    true
+                }
+            };
+            if retry {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = message_id;
+                response.batch_item_failures.push(failure);
+            }
+        }
+        response
+    }
+
+    /// Processes one record; true when SQS should deliver it again.
+    async fn handle_record(&self, record: SqsMessage) -> bool {
+        let message_id = record.message_id.as_deref().unwrap_or_default();
+        let receipt = record.receipt_handle.as_deref().unwrap_or_default();
+        let body = record.body.as_deref().unwrap_or_default();
+        let count = record.attributes.get("ApproximateReceiveCount").map(String::as_str);
+        match SqsQueue::delivery(message_id, receipt, body, count) {
+            Ok(delivery) => !matches!(
+                (self.run)(delivery).await,
+                Disposition::Ack | Disposition::DeadLetter(_)
+            ),
+            Err(e) => {
+                // Nothing can ever process it: park it in the DLQ now.
+                warn!(message_id = %message_id, error = %e, "not an event envelope; dead-lettered");
+                match self.queue.dead_letter_raw(receipt, body, &e.to_string()).await {
+                    Ok(()) => false,
+                    Err(e) => {
+                        warn!(message_id = %message_id, error = %e, "could not dead-letter; the redrive policy will");
+                        true
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An operator's direct invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    /// Lists up to `max` dead-lettered events (ids, types and reasons; no payloads).
+    DeadLetters {
+        #[serde(default = "default_max")]
+        max: usize,
+    },
+    /// Moves up to `max` dead-lettered events back to the main queue.
+    Redrive {
+        #[serde(default = "default_max")]
+        max: usize,
+    },
+}
+
+fn default_max() -> usize {
+    100
+}
+
+/// Why an invocation could not be handled.
+#[derive(Debug, thiserror::Error)]
+pub enum InvokeError {
+    #[error("not an SQS event nor a command ({{\"action\": \"dead_letters\" | \"redrive\"}}): {0}")]
+    Unknown(String),
+    #[error(transparent)]
+    Queue(#[from] webhooks_shared::queue::QueueError),
+}
+
+/// The whole function: SQS batches and operator commands.
+#[derive(Clone)]
+pub struct Function {
+    pub batches: BatchHandler,
+    processor: Arc<Processor>,
+    queue: Arc<SqsQueue>,
+}
+
+impl Function {
+    pub fn from_runtime(runtime: &Runtime) -> Self {
+        Self {
+            batches: BatchHandler::from_runtime(runtime),
+            processor: runtime.app.processor.clone(),
+            queue: runtime.queue.clone(),
+        }
+    }
+
+    /// Dispatches one invocation payload.
+    pub async fn invoke(&self, payload: serde_json::Value) -> Result<serde_json::Value, InvokeError> {
+        if payload.get("Records").is_some() {
+            let event: SqsEvent = serde_json::from_value(payload).map_err(|e| InvokeError::Unknown(e.to_string()))?;
+            let response = self.batches.handle(event).await;
+            return serde_json::to_value(response).map_err(|e| InvokeError::Unknown(e.to_string()));
+        }
+        let command: Command = serde_json::from_value(payload).map_err(|e| InvokeError::Unknown(e.to_string()))?;
+        self.command(command).await
+    }
+
+    pub async fn command(&self, command: Command) -> Result<serde_json::Value, InvokeError> {
+        match command {
+            Command::DeadLetters { max } => {
+                let listed = self.queue.dead_letters(max).await?;
+                let items: Vec<serde_json::Value> = listed
+                    .iter()
+                    .map(|d| {
+                        serde_json::json!({
+                            "provider": d.event.provider,
+                            "id": d.event.id,
+                            "type": d.event.event_type,
+                            "received_at": d.event.received_at,
+                            "reason": d.reason,
+                        })
+                    })
+                    .collect();
+                Ok(serde_json::json!({ "dead_letters": items }))
+            }
+            Command::Redrive { max } => {
+                let moved = self
+                    .processor
+                    .redrive_dead_letters(max, webhooks_shared::time::unix_now())
+                    .await?;
+                tracing::info!(count = moved.len(), "dead letters redriven");
+                Ok(serde_json::json!({ "redriven": moved }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_parse_with_defaults() {
+        let c: Command = serde_json::from_str(r#"{"action":"redrive"}"#).expect("redrive");
+        assert_eq!(c, Command::Redrive { max: 100 });
+        let c: Command = serde_json::from_str(r#"{"action":"dead_letters","max":5}"#).expect("list");
+        assert_eq!(c, Command::DeadLetters { max: 5 });
+        assert!(serde_json::from_str::<Command>(r#"{"action":"purge"}"#).is_err());
+    }
+}
