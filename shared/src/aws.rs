@@ -113,6 +113,26 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     loader.load().await
 }
 
+/// The AWS API emulator a test should use: `WEBHOOKS_TEST_AWS_ENDPOINT`, or
+/// `None` with a printed `SKIPPED` line when it is unset, so `cargo test`
+/// works on a machine without moto. `scripts/test` sets
+/// `WEBHOOKS_TEST_AWS_REQUIRED=1`, which turns a missing emulator into a
+/// failure: the suite that CI runs can never pass by skipping.
+pub fn emulator_endpoint_for_test(test: &str) -> Option<String> {
+    match std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var("WEBHOOKS_TEST_AWS_REQUIRED").is_ok_and(|v| v == "1") => {
+            panic!("{test}: WEBHOOKS_TEST_AWS_REQUIRED=1 but WEBHOOKS_TEST_AWS_ENDPOINT is not set")
+        }
+        _ => {
+            println!(
+                "SKIPPED {test}: WEBHOOKS_TEST_AWS_ENDPOINT is not set; run `eval \"$(scripts/aws-emulator start)\"` first"
+            );
+            None
+        }
+    }
+}
+
 /// SDK configuration for an emulator at `endpoint_url`: fixed dummy
 /// credentials and region, so nothing about a real account is needed. For
 /// tests and local tools.

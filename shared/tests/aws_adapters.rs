@@ -21,15 +21,8 @@ use webhooks_shared::store::{Claim, ClaimOutcome, EventStore};
 
 /// The emulator's clients, or `None` (with a message) when no emulator is configured.
 async fn emulator(test: &str) -> Option<Clients> {
-    match std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(Clients::new(&aws::emulator_sdk_config(&url).await)),
-        _ => {
-            println!(
-                "SKIPPED {test}: WEBHOOKS_TEST_AWS_ENDPOINT is not set; run `eval \"$(scripts/aws-emulator start)\"` first"
-            );
-            None
-        }
-    }
+    let url = aws::emulator_endpoint_for_test(test)?;
+    Some(Clients::new(&aws::emulator_sdk_config(&url).await))
 }
 
 /// A name no other run or test uses.

@@ -21,15 +21,7 @@ use webhooks_shared::store::dynamodb::DynamoStore;
 
 /// The emulator's endpoint, or `None` (with a message) when none is configured.
 pub fn endpoint(test: &str) -> Option<String> {
-    match std::env::var("WEBHOOKS_TEST_AWS_ENDPOINT") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            println!(
-                "SKIPPED {test}: WEBHOOKS_TEST_AWS_ENDPOINT is not set; run `eval \"$(scripts/aws-emulator start)\"` first"
-            );
-            None
-        }
-    }
+    aws::emulator_endpoint_for_test(test)
 }
 
 pub async fn clients(endpoint: &str) -> Clients {
