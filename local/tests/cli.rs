@@ -1,0 +1,185 @@
+//! The `webhooks` subcommands as a user types them: start-up errors that
+//! name what to fix, `sign` and `send` for each seed provider, `events` and
+//! `replay` on a real database.
+
+mod support;
+
+use std::time::Duration;
+use support::*;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn serve_without_any_secret_refuses_to_start_naming_the_variables() {
+    let wd = Workdir::new();
+    let out = command(&wd, &["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("GIGSTACK_WEBHOOK_SECRET")
+        .env_remove("TF_WEBHOOK_TOKEN")
+        .env_remove("PIRIOD_WEBHOOK_TOKEN")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for var in ["GIGSTACK_WEBHOOK_SECRET", "TF_WEBHOOK_TOKEN", "PIRIOD_WEBHOOK_TOKEN"] {
+        assert!(err.contains(var), "names {var}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_its_secret_is_not_served_and_start_up_says_why() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let serve = Serve::start_with(&wd, &wd.config(&sink, 3, 100), &[], &[("PIRIOD_WEBHOOK_TOKEN", "")]);
+    let banner = serve.output();
+    assert!(
+        banner.contains("disabled: piriod") && banner.contains("PIRIOD_WEBHOOK_TOKEN"),
+        "{banner}"
+    );
+    let resp = reqwest::Client::new()
+        .post(serve.url("piriod"))
+        .body(r#"{"event":"payment.created","object_id":"p1"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 404, "never accepted unverified");
+}
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_file() {
+    let wd = Workdir::new();
+    let path = wd.path("broken.toml");
+    std::fs::write(&path, "[retry\nmax_attempts = ").expect("write");
+    let out = command(&wd, &["serve", "--config", path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn sign_prints_headers_and_a_curl_command_that_verify() {
+    let wd = Workdir::new();
+    let body_path = wd.path("body.json");
+    let body = gigstack_body("evt_sign_1", "invoice.created");
+    std::fs::write(&body_path, &body).expect("write");
+    let out = command(&wd, &["sign", "gigstack", "--file", body_path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("X-Gigstack-Signature: {}", gigstack_signature(&body))
+    );
+
+    let out = command(&wd, &["sign", "piriod", "--curl"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let curl = stdout(&out);
+    assert!(curl.starts_with("curl ") && curl.contains("token="), "{curl}");
+
+    let out = command(&wd, &["sign", "nosuch"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+}
+
+#[tokio::test]
+async fn send_delivers_for_every_seed_provider_and_events_show_the_result() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let serve = Serve::start(&wd, &wd.config(&sink, 3, 100), &[]);
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/bodies");
+    let cases = [
+        ("gigstack", "gigstack.invoice.created.json", "application/json"),
+        ("tusfacturas", "tusfacturas.comprobante.json", "application/json"),
+        (
+            "tusfacturas",
+            "tusfacturas.comprobante.form",
+            "application/x-www-form-urlencoded",
+        ),
+        ("piriod", "piriod.payment.created.json", "application/json"),
+    ];
+    for (provider, file, content_type) in cases {
+        let file = samples.join(file);
+        let url = serve.url(provider);
+        let out = command(
+            &wd,
+            &[
+                "send",
+                provider,
+                "--url",
+                &url,
+                "--file",
+                file.to_str().expect("utf-8"),
+                "--content-type",
+                content_type,
+            ],
+        )
+        .output()
+        .expect("run");
+        assert!(out.status.success(), "{provider}: {} {}", stdout(&out), stderr(&out));
+        assert!(stdout(&out).starts_with("200 "), "{}", stdout(&out));
+        assert!(stdout(&out).contains("accepted"), "{}", stdout(&out));
+    }
+
+    wait_for_state(&wd, "gigstack", "evt_gs_0001", "DONE", Duration::from_secs(20)).await;
+    let listed = run(&wd, &["events", "list", "--json"]);
+    let lines: Vec<serde_json::Value> = stdout(&listed)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let only_gigstack = run(&wd, &["events", "list", "--provider", "gigstack", "--json"]);
+    assert_eq!(stdout(&only_gigstack).lines().count(), 1);
+    let table = run(&wd, &["events", "list"]);
+    assert!(stdout(&table).contains("4 event(s)"), "{}", stdout(&table));
+
+    let shown = show(&wd, "gigstack", "evt_gs_0001").expect("shown");
+    assert_eq!(shown["type"], "invoice.created");
+    assert_eq!(shown["payload"]["id"], "evt_gs_0001");
+    assert!(
+        shown["results"]["gigstack.notify_invoice_created"].is_object(),
+        "{shown}"
+    );
+
+    let bad = run(&wd, &["events", "list", "--status", "SHIPPED"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("DONE"), "lists the states: {}", stderr(&bad));
+    let missing = run(&wd, &["events", "show", "gigstack", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // Replaying one event by id puts it back on the queue; its handler
+    // already succeeded, so its effect is not repeated.
+    let replay = run(&wd, &["replay", "gigstack", "evt_gs_0001"]);
+    assert!(replay.status.success(), "{}", stderr(&replay));
+    assert!(stdout(&replay).contains("replayed gigstack#evt_gs_0001"));
+    wait_for_state(&wd, "gigstack", "evt_gs_0001", "DONE", Duration::from_secs(20)).await;
+    let unknown = run(&wd, &["replay", "gigstack", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    drop(serve);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let wd = Workdir::new();
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["sign", "--help"],
+        vec!["send", "--help"],
+        vec!["events", "list", "--help"],
+        vec!["events", "show", "--help"],
+        vec!["replay", "--help"],
+    ] {
+        let out = command(&wd, &args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}: {}", stdout(&out));
+    }
+}
