@@ -9,7 +9,7 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{any, get};
 use axum::{Json, Router};
 use rand::Rng;
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::sync::Arc;
 /// Builds the router over an ingest pipeline.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
-        .route("/webhooks/{provider}", get(webhook).post(webhook))
+        .route("/webhooks/{provider}", any(webhook))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(ingest)

@@ -252,6 +252,11 @@ async fn get_without_handshake_is_405_and_health_is_200() {
         .await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(json["error"], "method_not_allowed");
+    let (status, json, _) = h
+        .call(Request::put("/webhooks/gigstack").body(Body::from("{}")).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(json["error"], "method_not_allowed", "every method gets the JSON answer");
     let (status, json, _) = h.call(Request::get("/healthz").body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(json["status"], "ok");
