@@ -36,7 +36,7 @@ async fn a_provider_without_its_secret_is_not_served_and_start_up_says_why() {
     let sink = Sink::start().await;
     let wd = Workdir::new();
     let serve = Serve::start_with(&wd, &wd.config(&sink, 3, 100), &[], &[("PIRIOD_WEBHOOK_TOKEN", "")]);
-    let banner = serve.output();
+    let banner = serve.wait_output("PIRIOD_WEBHOOK_TOKEN", Duration::from_secs(5));
     assert!(
         banner.contains("disabled: piriod") && banner.contains("PIRIOD_WEBHOOK_TOKEN"),
         "{banner}"

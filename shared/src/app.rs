@@ -6,6 +6,7 @@ use crate::artifacts::ArtifactStore;
 use crate::config::AppConfig;
 use crate::handlers::{self, HandlerDeps, HandlerRegistry};
 use crate::ingest::Ingest;
+use crate::intake::{ClaimThenEnqueue, Intake};
 use crate::process::Processor;
 use crate::provider::{ProviderError, Registry};
 use crate::queue::Queue;
@@ -40,6 +41,27 @@ pub struct Ports {
     pub store: Arc<dyn EventStore>,
     pub queue: Arc<dyn Queue>,
     pub artifacts: Arc<dyn ArtifactStore>,
+    /// How ingest claims and enqueues: [`ClaimThenEnqueue`] over the store
+    /// and queue unless an adapter does both at once.
+    pub intake: Arc<dyn Intake>,
+}
+
+impl Ports {
+    /// Ports whose intake is the claim-then-enqueue protocol over `store` and `queue`.
+    pub fn new(store: Arc<dyn EventStore>, queue: Arc<dyn Queue>, artifacts: Arc<dyn ArtifactStore>) -> Self {
+        let intake = Arc::new(ClaimThenEnqueue::new(store.clone(), queue.clone()));
+        Self {
+            store,
+            queue,
+            artifacts,
+            intake,
+        }
+    }
+
+    /// The same ports with another intake.
+    pub fn with_intake(self, intake: Arc<dyn Intake>) -> Self {
+        Self { intake, ..self }
+    }
 }
 
 impl App {
@@ -84,12 +106,7 @@ impl App {
                 }
             }
         }
-        let ingest = Arc::new(Ingest::new(
-            registry.clone(),
-            ports.store.clone(),
-            ports.queue.clone(),
-            config.ingest.clone(),
-        ));
+        let ingest = Arc::new(Ingest::new(registry.clone(), ports.intake, config.ingest.clone()));
         let processor = Arc::new(Processor::new(
             registry.clone(),
             handler_registry,

@@ -254,11 +254,7 @@ pub fn build(
     let app = App::build(
         config,
         secrets,
-        Ports {
-            store: store.clone(),
-            queue: queue.clone(),
-            artifacts,
-        },
+        Ports::new(store.clone(), queue.clone(), artifacts),
         extra,
     )?;
     for (provider, why) in &app.registry.disabled {

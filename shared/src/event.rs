@@ -1,22 +1,27 @@
 //! The event envelope that travels from ingest to the processor, and the
 //! states an event record moves through.
 
+use crate::payload::Payload;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
 
 /// One event as it travels on the queue: who sent it, its id and type, when it
-/// arrived, and its payload as JSON (form bodies are turned into a JSON object
-/// of strings at ingest, so handlers see one shape).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// arrived, and its payload (form bodies are turned into a JSON object of
+/// strings at ingest, so handlers see one shape).
+///
+/// On the wire (the queue message) it is the envelope
+/// `{"provider","id","type","received_at","payload": <the JSON document>}`;
+/// a payload that is not a JSON document travels as `"payload_text"` instead,
+/// so the envelope is always valid JSON whatever the sender signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub provider: String,
     pub id: String,
-    #[serde(rename = "type")]
     pub event_type: String,
     /// Unix seconds.
     pub received_at: i64,
-    pub payload: Box<RawValue>,
+    pub payload: Payload,
 }
 
 impl Event {
@@ -25,9 +30,71 @@ impl Event {
         EventKey::new(&self.provider, &self.id)
     }
 
-    /// The payload parsed as a JSON value, for handlers.
+    /// The payload parsed as a JSON value, for handlers (`Null` when it is
+    /// not JSON; the processor fails such an event before any handler runs).
     pub fn payload_value(&self) -> serde_json::Value {
-        serde_json::from_str(self.payload.get()).unwrap_or(serde_json::Value::Null)
+        self.payload.json().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The envelope as written.
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    provider: &'a str,
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    received_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_text: Option<&'a str>,
+}
+
+/// The envelope as read.
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    provider: String,
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    received_at: i64,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    payload_text: Option<String>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = self.payload.as_raw_json();
+        EnvelopeOut {
+            provider: &self.provider,
+            id: &self.id,
+            event_type: &self.event_type,
+            received_at: self.received_at,
+            payload: raw,
+            payload_text: raw.is_none().then(|| self.payload.as_str()),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let e = EnvelopeIn::deserialize(deserializer)?;
+        let payload = match (e.payload, e.payload_text) {
+            (Some(raw), _) => Payload::from_text(String::from(Box::<str>::from(raw))),
+            (None, Some(text)) => Payload::from_text(text),
+            (None, None) => return Err(serde::de::Error::missing_field("payload")),
+        };
+        Ok(Event {
+            provider: e.provider,
+            id: e.id,
+            event_type: e.event_type,
+            received_at: e.received_at,
+            payload,
+        })
     }
 }
 
@@ -139,13 +206,12 @@ impl EventRecord {
 
     /// Rebuilds the queue envelope from a stored record (for replay).
     pub fn to_event(&self) -> Option<Event> {
-        let payload = RawValue::from_string(self.payload.clone()?).ok()?;
         Some(Event {
             provider: self.provider.clone(),
             id: self.event_id.clone(),
             event_type: self.event_type.clone(),
             received_at: self.received_at,
-            payload,
+            payload: Payload::from_text(self.payload.clone()?),
         })
     }
 }
@@ -170,11 +236,29 @@ mod tests {
             id: "evt_1".into(),
             event_type: "invoice.created".into(),
             received_at: 10,
-            payload: RawValue::from_string(r#"{"a": 1}"#.into()).unwrap(),
+            payload: Payload::from(r#"{"a": 1}"#),
         };
         let s = serde_json::to_string(&ev).unwrap();
         assert!(s.contains(r#""payload":{"a": 1}"#), "{s}");
         let back: Event = serde_json::from_str(&s).unwrap();
-        assert_eq!(back.key().as_string(), "gigstack#evt_1");
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_travels_as_text() {
+        let ev = Event {
+            provider: "p".into(),
+            id: "e".into(),
+            event_type: "t".into(),
+            received_at: 10,
+            payload: Payload::from(r#"{"id":"e","type":"t"} trailing, "provider":"x""#),
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).expect("the envelope is JSON");
+        assert_eq!(v["provider"], "p");
+        assert!(v.get("payload").is_none());
+        let back: Event = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, ev);
+        assert!(serde_json::from_str::<Event>(r#"{"provider":"p","id":"e","type":"t","received_at":1}"#).is_err());
     }
 }

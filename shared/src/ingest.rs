@@ -4,10 +4,10 @@
 //! the same code under `webhooks serve` and the ingest Lambda.
 
 use crate::config::IngestSettings;
-use crate::event::{Event, EventKey, EventState};
+use crate::event::{Event, EventState};
+use crate::intake::{Admission, Intake};
 use crate::provider::{PayloadError, Provider, Registry};
-use crate::queue::Queue;
-use crate::store::{Claim, ClaimOutcome, EventStore};
+use crate::store::ClaimOutcome;
 use crate::verify::{Handshake, Request, VerifyError};
 use bytes::Bytes;
 use http::{HeaderMap, Method};
@@ -97,22 +97,15 @@ impl IngestError {
 /// The ingest pipeline.
 pub struct Ingest {
     registry: Arc<Registry>,
-    store: Arc<dyn EventStore>,
-    queue: Arc<dyn Queue>,
+    intake: Arc<dyn Intake>,
     settings: IngestSettings,
 }
 
 impl Ingest {
-    pub fn new(
-        registry: Arc<Registry>,
-        store: Arc<dyn EventStore>,
-        queue: Arc<dyn Queue>,
-        settings: IngestSettings,
-    ) -> Self {
+    pub fn new(registry: Arc<Registry>, intake: Arc<dyn Intake>, settings: IngestSettings) -> Self {
         Self {
             registry,
-            store,
-            queue,
+            intake,
             settings,
         }
     }
@@ -132,7 +125,12 @@ impl Ingest {
             .get(&inbound.provider)
             .ok_or(IngestError::UnknownProvider)?;
         let query = parse_query(inbound.query.as_deref());
-        let url = public_url(provider, inbound);
+        // Only schemes that sign the URL (Twilio) need it rebuilt.
+        let url = if provider.verifier.signs_url() {
+            public_url(provider, inbound)
+        } else {
+            String::new()
+        };
         let req = Request {
             method: &inbound.method,
             headers: &inbound.headers,
@@ -183,80 +181,57 @@ impl Ingest {
                 warn!(request_id = %inbound.request_id, provider = %provider.name, detail = %e, "invalid payload");
                 IngestError::InvalidPayload(e)
             })?;
-        let events: Vec<(Event, EventState)> = extracted
-            .into_iter()
-            .map(|x| {
-                let state = match provider.handlers_for(&x.event_type) {
-                    Some(_) => EventState::Received,
-                    None => EventState::Ignored,
-                };
-                let event = Event {
-                    provider: provider.name.clone(),
-                    id: x.id,
-                    event_type: x.event_type,
-                    received_at: inbound.now,
-                    payload: x.payload,
-                };
-                (event, state)
-            })
-            .collect();
-        self.claim_and_enqueue(inbound, events).await
+        let mut events: Vec<(Event, EventState)> = Vec::with_capacity(extracted.len());
+        for x in extracted {
+            // A batch that names the same event twice holds it once.
+            if events.iter().any(|(e, _)| e.id == x.id) {
+                continue;
+            }
+            let state = match provider.handlers_for(&x.event_type) {
+                Some(_) => EventState::Received,
+                None => EventState::Ignored,
+            };
+            let event = Event {
+                provider: provider.name.clone(),
+                id: x.id,
+                event_type: x.event_type,
+                received_at: inbound.now,
+                payload: x.payload,
+            };
+            events.push((event, state));
+        }
+        self.admit(inbound, events).await
     }
 
-    /// Claims every event, enqueues the new ones, and releases the claims
-    /// again if anything fails, so the sender's retry is accepted.
-    async fn claim_and_enqueue(
-        &self,
-        inbound: &Inbound,
-        events: Vec<(Event, EventState)>,
-    ) -> Result<Accepted, IngestError> {
-        let ids: Vec<String> = events.iter().map(|(e, _)| e.id.clone()).collect();
-        let mut to_queue: Vec<Event> = Vec::new();
-        let mut new_ignored = 0usize;
-        let mut duplicates = 0usize;
-        let mut in_flight = false;
-        for (event, state) in &events {
-            let claim = Claim {
-                event,
-                state: *state,
-                now: inbound.now,
-                lease_secs: self.settings.claim_lease_secs,
-                ttl_secs: self.settings.retention_secs(),
-            };
-            match self.store.claim(claim).await {
-                Ok(ClaimOutcome::Claimed) if *state == EventState::Ignored => new_ignored += 1,
-                Ok(ClaimOutcome::Claimed) => to_queue.push(event.clone()),
-                Ok(ClaimOutcome::Duplicate(_)) => duplicates += 1,
-                Ok(ClaimOutcome::InFlight) => in_flight = true,
-                Err(e) => {
-                    warn!(request_id = %inbound.request_id, provider = %event.provider, event_id = %event.id, error = %e, "claim failed");
-                    self.release_all(&to_queue).await;
-                    return Err(IngestError::Unavailable(e.to_string()));
-                }
-            }
-        }
-        if !to_queue.is_empty() {
-            if let Err(e) = self.queue.send(&to_queue).await {
-                warn!(request_id = %inbound.request_id, provider = %inbound.provider, error = %e, "enqueue failed; claims released");
-                self.release_all(&to_queue).await;
+    /// Claims and enqueues through the intake port, and answers.
+    async fn admit(&self, inbound: &Inbound, events: Vec<(Event, EventState)>) -> Result<Accepted, IngestError> {
+        let admission = Admission {
+            events: &events,
+            now: inbound.now,
+            claim_lease_secs: self.settings.claim_lease_secs,
+            ttl_secs: self.settings.retention_secs(),
+        };
+        let outcomes = match self.intake.admit(admission).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                warn!(request_id = %inbound.request_id, provider = %inbound.provider, error = %e, "claim or enqueue failed; nothing kept");
                 return Err(IngestError::Unavailable(e.to_string()));
             }
-            for event in &to_queue {
-                // The message is on the queue: a failure here only leaves the
-                // record RECEIVED, which the processor accepts as well.
-                if let Err(e) = self.store.mark_queued(&event.key(), inbound.now).await {
-                    warn!(request_id = %inbound.request_id, event_id = %event.id, error = %e, "could not mark queued");
-                }
-            }
-        }
-        let outcome = if in_flight {
+        };
+        let ids: Vec<String> = events.iter().map(|(e, _)| e.id.clone()).collect();
+        let claimed = |want: EventState| {
+            events
+                .iter()
+                .zip(&outcomes)
+                .any(|((_, state), outcome)| *state == want && *outcome == ClaimOutcome::Claimed)
+        };
+        let outcome = if outcomes.contains(&ClaimOutcome::InFlight) {
             Err(IngestError::InFlight)
-        } else if !to_queue.is_empty() {
+        } else if claimed(EventState::Received) {
             Ok(Accepted::New { ids })
-        } else if duplicates > 0 {
+        } else if outcomes.iter().any(|o| matches!(o, ClaimOutcome::Duplicate(_))) {
             Ok(Accepted::Duplicate { ids })
         } else {
-            debug_assert!(new_ignored > 0 || events.is_empty());
             Ok(Accepted::Ignored { ids })
         };
         for (event, _) in &events {
@@ -270,16 +245,6 @@ impl Ingest {
             );
         }
         outcome
-    }
-
-    async fn release_all(&self, events: &[Event]) {
-        for event in events {
-            let key: EventKey = event.key();
-            if let Err(e) = self.store.release(&key).await {
-                // The claim's lease expires on its own; the retry re-claims it then.
-                warn!(event_id = %event.id, error = %e, "could not release claim");
-            }
-        }
     }
 }
 

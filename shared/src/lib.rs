@@ -17,6 +17,8 @@ pub mod event;
 pub mod handlers;
 pub mod http;
 pub mod ingest;
+pub mod intake;
+pub mod payload;
 pub mod process;
 pub mod provider;
 pub mod queue;

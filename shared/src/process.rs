@@ -129,6 +129,22 @@ impl Processor {
                     .await
             }
         };
+        // Ingest read only the id and type: a signed body that is not JSON
+        // past them fails here, before any handler, and for good.
+        if let Err(e) = event.payload.json() {
+            let reason = format!("payload is not valid JSON: {e}");
+            error!(provider = %event.provider, event_id = %event.id, %reason, "dead-lettered");
+            return self
+                .finish(
+                    delivery,
+                    EventState::Failed,
+                    Some(reason.clone()),
+                    record.results,
+                    now,
+                    Disposition::DeadLetter(reason),
+                )
+                .await;
+        }
         let mut results = record.results.clone();
         let mut failure: Option<Failure> = None;
         for name in &names {

@@ -59,8 +59,7 @@ async fn dynamodb_store_leaves_out_payloads_over_the_item_limit() {
     let store = DynamoStore::new(c.dynamodb.clone(), &table);
     let filler = "x".repeat(450 * 1024);
     let ev = Event {
-        payload: serde_json::value::RawValue::from_string(format!(r#"{{"id":"big","fill":"{filler}"}}"#))
-            .expect("json"),
+        payload: webhooks_shared::payload::Payload::from_text(format!(r#"{{"id":"big","fill":"{filler}"}}"#)),
         ..webhooks_shared::store::contract::event("p", "big", "t")
     };
     let claim = Claim {
@@ -81,7 +80,7 @@ async fn dynamodb_store_leaves_out_payloads_over_the_item_limit() {
     let claim = Claim { event: &ev, ..claim };
     store.claim(claim).await.expect("claim");
     let rec = store.get(&ev.key()).await.expect("get").expect("record");
-    assert_eq!(rec.payload.as_deref(), Some(ev.payload.get()));
+    assert_eq!(rec.payload.as_deref(), Some(ev.payload.as_str()));
     assert!(!rec.payload_omitted);
 }
 
@@ -106,6 +105,24 @@ async fn sqs_queue_passes_the_queue_contract() {
         .expect("queues");
     let queue = SqsQueue::new(c.sqs.clone(), &url, &dlq);
     webhooks_shared::queue::contract::run_all(&queue).await;
+}
+
+#[tokio::test]
+async fn dynamodb_and_sqs_pass_the_intake_contract() {
+    let Some(c) = emulator("dynamodb_and_sqs_pass_the_intake_contract").await else {
+        return;
+    };
+    let table = unique("intake");
+    DynamoStore::create_table(&c.dynamodb, &table)
+        .await
+        .expect("create table");
+    let (url, dlq) = SqsQueue::create_pair(&c.sqs, &unique("intake"), 30, 5)
+        .await
+        .expect("queues");
+    let store = std::sync::Arc::new(DynamoStore::new(c.dynamodb.clone(), &table));
+    let queue = std::sync::Arc::new(SqsQueue::new(c.sqs.clone(), &url, &dlq));
+    let intake = webhooks_shared::intake::ClaimThenEnqueue::new(store.clone(), queue.clone());
+    webhooks_shared::intake::contract::run_all(&intake, store.as_ref(), queue.as_ref(), &table).await;
 }
 
 #[tokio::test]

@@ -57,7 +57,7 @@ async fn duplicate_still_in_flight_is_409() {
         id: "evt_inflight".into(),
         event_type: "invoice.created".into(),
         received_at: webhooks_shared::time::unix_now(),
-        payload: serde_json::value::RawValue::from_string(body.clone()).unwrap(),
+        payload: webhooks_shared::payload::Payload::from_text(body.clone()),
     };
     h.store
         .inner
@@ -191,6 +191,30 @@ async fn body_that_is_not_json_or_lacks_the_id_is_400_with_detail() {
     let (status, json, _) = h.call(gigstack_request(r#"{"type":"invoice.created"}"#)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(json["detail"], "body field /id is missing");
+}
+
+/// Ingest reads a body only as far as its id and type: a signed body that
+/// breaks after them is accepted, kept byte for byte, and fails before any
+/// handler runs, with the parse error as the reason.
+#[tokio::test]
+async fn body_that_breaks_after_the_id_and_type_is_accepted_then_dead_lettered() {
+    let h = Harness::new();
+    let body = r#"{"id":"evt_broken_1","type":"invoice.created","data":{"total": 1160.0,"#;
+    let (status, json, _) = h.call(gigstack_request(body)).await;
+    assert_eq!((status, json["status"].as_str()), (StatusCode::OK, Some("accepted")));
+    h.drain(std::time::Duration::from_secs(5)).await;
+    let record = h.record("gigstack", "evt_broken_1").await.expect("record");
+    assert_eq!(record.state, EventState::Failed);
+    assert!(
+        record
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("payload is not valid JSON"),
+        "{record:?}"
+    );
+    assert_eq!(record.payload.as_deref(), Some(body), "kept as received");
+    assert_eq!(h.effect.calls.load(Ordering::SeqCst), 0, "no handler ran");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tracing::info;
 use webhooks_shared::app::{App, Ports};
 use webhooks_shared::artifacts::LocalDir;
+use webhooks_shared::intake::sqlite::SqliteIntake;
 use webhooks_shared::secret::EnvResolver;
 use webhooks_shared::worker::{self, WorkerSettings};
 
@@ -16,11 +17,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = context::load_config(&args.config)?;
     let db = context::open_db(&args.store, args.durability)?;
     let (store, queue) = context::embedded_ports(&db);
-    let ports = Ports {
-        store: store.clone(),
-        queue,
-        artifacts: Arc::new(LocalDir::new(&args.artifacts_dir)),
-    };
+    // Claims and enqueues of a delivery in one SQLite transaction, shared by
+    // concurrent deliveries (group commit).
+    let ports = Ports::new(store.clone(), queue, Arc::new(LocalDir::new(&args.artifacts_dir)))
+        .with_intake(Arc::new(SqliteIntake::new(db.clone())));
     let app = App::build(&config, &EnvResolver, ports, |_, _| {}).context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await

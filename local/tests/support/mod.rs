@@ -346,6 +346,18 @@ impl Serve {
         format!("{out}\n{err}")
     }
 
+    /// Waits until the output contains `text`; returns the output.
+    pub fn wait_output(&self, text: &str, within: Duration) -> String {
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self.output();
+            if out.contains(text) || Instant::now() > deadline {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// kill -9: no chance to clean up.
     pub fn kill_9(mut self) {
         let _ = self.child.kill();

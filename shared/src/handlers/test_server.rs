@@ -149,7 +149,7 @@ pub fn event(provider: &str, event_type: &str, payload: Value) -> Event {
         id: "evt_test_1".into(),
         event_type: event_type.into(),
         received_at: 1_700_000_000,
-        payload: serde_json::value::RawValue::from_string(payload.to_string()).unwrap(),
+        payload: crate::payload::Payload::from_text(payload.to_string()),
     }
 }
 

@@ -6,7 +6,6 @@
 //! `sha256`. A leading `?` (`?body:/status`) marks an optional part of a
 //! composite id: left out when absent instead of rejecting the delivery.
 
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 /// One place a value may come from.
@@ -62,7 +61,8 @@ impl std::str::FromStr for Part {
 /// What extraction reads from one delivery (or one element of a batch).
 pub struct Context<'a> {
     pub body: &'a [u8],
-    pub json: &'a Value,
+    /// A body field by JSON pointer, as text (see [`super::scan::Lookup`]).
+    pub field: &'a dyn Fn(&str) -> Option<String>,
     pub header: &'a dyn Fn(&str) -> Option<String>,
     pub query: &'a dyn Fn(&str) -> Option<String>,
 }
@@ -70,12 +70,7 @@ pub struct Context<'a> {
 /// Reads one part as text: strings as they are, numbers and booleans printed.
 pub fn read(part: &Source, ctx: &Context<'_>) -> Option<String> {
     match part {
-        Source::Body(pointer) => match ctx.json.pointer(pointer)? {
-            Value::String(s) if !s.is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            Value::Bool(b) => Some(b.to_string()),
-            _ => None,
-        },
+        Source::Body(pointer) => (ctx.field)(pointer),
         Source::Header(name) => (ctx.header)(name).filter(|v| !v.is_empty()),
         Source::Query(name) => (ctx.query)(name).filter(|v| !v.is_empty()),
         Source::Const(c) => Some(c.clone()),
@@ -116,14 +111,22 @@ fn describe(s: &Source) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    fn ctx<'a>(body: &'a [u8], json: &'a Value) -> Context<'a> {
+    fn ctx<'a>(body: &'a [u8], field: &'a dyn Fn(&str) -> Option<String>) -> Context<'a> {
         Context {
             body,
-            json,
+            field,
             header: &|n| (n == "X-Id").then(|| "hdr".to_string()),
             query: &|_| None,
+        }
+    }
+
+    fn fields(json: Value) -> impl Fn(&str) -> Option<String> {
+        move |p| match json.pointer(p)? {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
         }
     }
 
@@ -138,8 +141,8 @@ mod tests {
 
     #[test]
     fn composite_ids_skip_optional_parts_and_name_missing_ones() {
-        let json = json!({"event": "payment.created", "object_id": 42});
-        let c = ctx(b"{}", &json);
+        let field = fields(json!({"event": "payment.created", "object_id": 42}));
+        let c = ctx(b"{}", &field);
         let parts: Vec<Part> = ["body:/event", "body:/object_id", "?body:/status"]
             .iter()
             .map(|s| s.parse().unwrap())
@@ -151,8 +154,8 @@ mod tests {
 
     #[test]
     fn first_present_and_sha() {
-        let json = json!({});
-        let c = ctx(b"abc", &json);
+        let field = fields(json!({}));
+        let c = ctx(b"abc", &field);
         let parts: Vec<Part> = vec!["body:/type".parse().unwrap(), "header:X-Id".parse().unwrap()];
         assert_eq!(first_present(&parts, &c).unwrap(), "hdr");
         assert_eq!(

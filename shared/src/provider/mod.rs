@@ -3,12 +3,15 @@
 //! a [`Provider`] that turns a verified request into events.
 
 pub mod extract;
+pub mod scan;
 
+use crate::payload::Payload;
 use crate::secret::{SecretError, SecretResolver};
 use crate::verify::{Verifier, VerifierConfig};
-use extract::{Context, Part};
+use bytes::Bytes;
+use extract::{Context, Part, Source};
+use scan::{Lookup, ScanError};
 use serde::{Deserialize, Deserializer};
-use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -112,12 +115,21 @@ pub enum PayloadError {
     NotBatch(String),
 }
 
+impl From<ScanError> for PayloadError {
+    fn from(e: ScanError) -> Self {
+        match e {
+            ScanError::NotJson => PayloadError::NotJson,
+            ScanError::NotObject => PayloadError::NotObject,
+        }
+    }
+}
+
 /// One event found in a delivery.
 #[derive(Debug, Clone)]
 pub struct Extracted {
     pub id: String,
     pub event_type: String,
-    pub payload: Box<RawValue>,
+    pub payload: Payload,
 }
 
 /// A provider, ready to verify and extract.
@@ -130,6 +142,9 @@ pub struct Provider {
     format: BodyFormat,
     event_id: Vec<Part>,
     event_type: Vec<Part>,
+    /// Every body field the id and type read, compiled once.
+    body_fields: Lookup,
+    body_pointers: Vec<String>,
     batch_path: Option<String>,
     handlers: BTreeMap<String, Vec<String>>,
 }
@@ -157,14 +172,26 @@ impl Provider {
             provider: name.to_string(),
             source,
         })?;
+        let event_id = parts(&config.event_id)?;
+        let event_type = parts(&config.event_type)?;
+        let mut body_pointers: Vec<String> = Vec::new();
+        for part in event_id.iter().chain(&event_type) {
+            if let Source::Body(pointer) = &part.source {
+                if !body_pointers.contains(pointer) {
+                    body_pointers.push(pointer.clone());
+                }
+            }
+        }
         Ok(Self {
             name: name.to_string(),
             verifier,
             reject_status: config.reject_status,
             public_url: config.public_url.clone(),
             format: config.format,
-            event_id: parts(&config.event_id)?,
-            event_type: parts(&config.event_type)?,
+            event_id,
+            event_type,
+            body_fields: Lookup::new(&body_pointers),
+            body_pointers,
             batch_path: config.batch_path.clone(),
             handlers: config.handlers.clone(),
         })
@@ -184,10 +211,12 @@ impl Provider {
         self.handlers.values().flatten().map(String::as_str)
     }
 
-    /// Parses a verified body and extracts its event(s).
+    /// Extracts the event(s) of a verified body. A single JSON event is read
+    /// only as far as its id and type (see [`scan`]) and its payload is the
+    /// body itself, not a copy; form bodies and batches are parsed whole.
     pub fn extract(
         &self,
-        body: &[u8],
+        body: &Bytes,
         content_type: Option<&str>,
         header: &dyn Fn(&str) -> Option<String>,
         query: &dyn Fn(&str) -> Option<String>,
@@ -199,56 +228,62 @@ impl Provider {
                 .map(|c| c.starts_with("application/x-www-form-urlencoded"))
                 .unwrap_or(false),
         };
-        let (json, raw): (Value, String) = if is_form {
+        if is_form {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| PayloadError::NotForm)?;
             let map: serde_json::Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             let value = Value::Object(map);
-            let raw = value.to_string();
-            (value, raw)
-        } else {
-            let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotJson)?;
-            let value: Value = serde_json::from_str(text).map_err(|_| PayloadError::NotJson)?;
-            (value, text.to_string())
-        };
+            return Ok(vec![self.extract_value(&value, header, query)?]);
+        }
         match &self.batch_path {
             None => {
-                if !json.is_object() {
-                    return Err(PayloadError::NotObject);
-                }
+                let payload = Payload::from_bytes(body.clone()).map_err(|_| PayloadError::NotJson)?;
+                let fields = self.body_fields.read(body)?;
                 let ctx = Context {
                     body,
-                    json: &json,
+                    field: &|p| self.field(&fields, p),
                     header,
                     query,
                 };
-                Ok(vec![self.one(&ctx, raw)?])
+                Ok(vec![self.one_of(&ctx, payload)?])
             }
             Some(path) => {
+                let json: Value = serde_json::from_slice(body).map_err(|_| PayloadError::NotJson)?;
                 let items = json
                     .pointer(path)
                     .and_then(Value::as_array)
                     .ok_or_else(|| PayloadError::NotBatch(path.clone()))?;
-                items
-                    .iter()
-                    .map(|item| {
-                        let raw = item.to_string();
-                        let ctx = Context {
-                            body: raw.as_bytes(),
-                            json: item,
-                            header,
-                            query,
-                        };
-                        self.one(&ctx, raw.clone())
-                    })
-                    .collect()
+                items.iter().map(|item| self.extract_value(item, header, query)).collect()
             }
         }
     }
 
-    fn one(&self, ctx: &Context<'_>, raw: String) -> Result<Extracted, PayloadError> {
+    /// One event from a parsed value (a form body, an element of a batch):
+    /// its payload is the value's JSON text.
+    fn extract_value(
+        &self,
+        value: &Value,
+        header: &dyn Fn(&str) -> Option<String>,
+        query: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Extracted, PayloadError> {
+        let payload = Payload::from_text(value.to_string());
+        let fields = self.body_fields.read_value(value);
+        let ctx = Context {
+            body: payload.as_str().as_bytes(),
+            field: &|p| self.field(&fields, p),
+            header,
+            query,
+        };
+        self.one_of(&ctx, payload.clone())
+    }
+
+    fn field(&self, fields: &[Option<String>], pointer: &str) -> Option<String> {
+        let at = self.body_pointers.iter().position(|p| p == pointer)?;
+        fields.get(at).cloned().flatten()
+    }
+
+    fn one_of(&self, ctx: &Context<'_>, payload: Payload) -> Result<Extracted, PayloadError> {
         let id = extract::composite(&self.event_id, ctx).map_err(PayloadError::Missing)?;
         let event_type = extract::first_present(&self.event_type, ctx).map_err(PayloadError::Missing)?;
-        let payload = RawValue::from_string(raw).map_err(|_| PayloadError::NotJson)?;
         Ok(Extracted {
             id,
             event_type,
@@ -323,11 +358,16 @@ mod tests {
                handlers = { "a.b" = ["x"] }"#,
         );
         let evs = p
-            .extract(br#"{"id":"e1", "type":"a.b"}"#, None, NO_HEADERS, NO_HEADERS)
+            .extract(
+                &Bytes::from_static(br#"{"id":"e1", "type":"a.b"}"#),
+                None,
+                NO_HEADERS,
+                NO_HEADERS,
+            )
             .unwrap();
         assert_eq!(evs[0].id, "e1");
         assert_eq!(evs[0].event_type, "a.b");
-        assert_eq!(evs[0].payload.get(), r#"{"id":"e1", "type":"a.b"}"#);
+        assert_eq!(evs[0].payload.as_str(), r#"{"id":"e1", "type":"a.b"}"#);
         assert_eq!(p.handlers_for("a.b"), Some(&["x".to_string()][..]));
         assert_eq!(p.handlers_for("zzz"), None);
     }
@@ -343,7 +383,7 @@ mod tests {
         );
         let evs = p
             .extract(
-                b"external_reference=ab%201&estado=A",
+                &Bytes::from_static(b"external_reference=ab%201&estado=A"),
                 Some("application/x-www-form-urlencoded"),
                 NO_HEADERS,
                 NO_HEADERS,
@@ -363,7 +403,7 @@ mod tests {
         );
         let evs = p
             .extract(
-                br#"{"events":[{"id":"1","type":"t"},{"id":"2","type":"t"}]}"#,
+                &Bytes::from_static(br#"{"events":[{"id":"1","type":"t"},{"id":"2","type":"t"}]}"#),
                 None,
                 NO_HEADERS,
                 NO_HEADERS,
@@ -371,16 +411,23 @@ mod tests {
             .unwrap();
         assert_eq!(evs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
         assert_eq!(
-            p.extract(br#"{"events":3}"#, None, NO_HEADERS, NO_HEADERS).unwrap_err(),
+            p.extract(&Bytes::from_static(br#"{"events":3}"#), None, NO_HEADERS, NO_HEADERS)
+                .unwrap_err(),
             PayloadError::NotBatch("/events".into())
         );
         assert_eq!(
-            p.extract(b"not json", None, NO_HEADERS, NO_HEADERS).unwrap_err(),
+            p.extract(&Bytes::from_static(b"not json"), None, NO_HEADERS, NO_HEADERS)
+                .unwrap_err(),
             PayloadError::NotJson
         );
         assert_eq!(
-            p.extract(br#"{"events":[{"type":"t"}]}"#, None, NO_HEADERS, NO_HEADERS)
-                .unwrap_err(),
+            p.extract(
+                &Bytes::from_static(br#"{"events":[{"type":"t"}]}"#),
+                None,
+                NO_HEADERS,
+                NO_HEADERS
+            )
+            .unwrap_err(),
             PayloadError::Missing("body field /id".into())
         );
     }

@@ -32,7 +32,11 @@ async fn send_receive_ack(q: &dyn Queue) {
     q.send(std::slice::from_ref(&ev)).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     assert_eq!(d.event.id, "m1");
-    assert_eq!(d.event.payload.get(), ev.payload.get(), "payload travels verbatim");
+    assert_eq!(
+        d.event.payload.as_str(),
+        ev.payload.as_str(),
+        "payload travels verbatim"
+    );
     assert_eq!(d.receive_count, 1);
     q.ack(&d).await.expect("ack");
     assert!(

@@ -7,7 +7,7 @@ use crate::db::{Db, DbError};
 use crate::event::Event;
 use crate::time::unix_now_ms;
 use async_trait::async_trait;
-use rusqlite::{params, TransactionBehavior};
+use rusqlite::params;
 use std::time::Duration;
 
 /// SQLite-backed [`Queue`].
@@ -48,28 +48,30 @@ fn parse_receipt(r: &str) -> Result<(i64, u32), QueueError> {
     Ok((id.parse().map_err(|_| bad())?, count.parse().map_err(|_| bad())?))
 }
 
+/// The queue messages (envelopes) of these events.
+pub(crate) fn envelopes(events: &[Event]) -> Result<Vec<String>, QueueError> {
+    events
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| QueueError::BadMessage(e.to_string()))
+}
+
+/// Appends messages, visible now, inside the caller's transaction.
+pub(crate) fn enqueue_in(conn: &rusqlite::Connection, bodies: &[String], now_ms: i64) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare_cached("INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES (?1, ?2, ?2)")?;
+    for body in bodies {
+        stmt.execute(params![body, now_ms])?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Queue for SqliteQueue {
     async fn send(&self, events: &[Event]) -> Result<(), QueueError> {
-        let bodies = events
-            .iter()
-            .map(serde_json::to_string)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| QueueError::BadMessage(e.to_string()))?;
+        let bodies = envelopes(events)?;
         let now = unix_now_ms();
-        self.db
-            .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                {
-                    let mut stmt =
-                        tx.prepare_cached("INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES (?1, ?2, ?2)")?;
-                    for b in &bodies {
-                        stmt.execute(params![b, now])?;
-                    }
-                }
-                tx.commit()
-            })
-            .await?;
+        self.db.call(move |conn| enqueue_in(conn, &bodies, now)).await?;
         Ok(())
     }
 
@@ -79,9 +81,8 @@ impl Queue for SqliteQueue {
         let rows: Vec<(i64, String, u32)> = self
             .db
             .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let rows: Vec<(i64, String, u32)> = {
-                    let mut stmt = tx.prepare_cached(
+                    let mut stmt = conn.prepare_cached(
                         "SELECT id, body, receive_count FROM queue WHERE dead = 0 AND visible_at_ms <= ?1
                          ORDER BY visible_at_ms, id LIMIT ?2",
                     )?;
@@ -89,14 +90,13 @@ impl Queue for SqliteQueue {
                     mapped.collect::<Result<_, _>>()?
                 };
                 {
-                    let mut upd = tx.prepare_cached(
+                    let mut upd = conn.prepare_cached(
                         "UPDATE queue SET visible_at_ms = ?2, receive_count = receive_count + 1 WHERE id = ?1",
                     )?;
                     for (id, _, _) in &rows {
                         upd.execute(params![id, hidden_until])?;
                     }
                 }
-                tx.commit()?;
                 Ok(rows)
             })
             .await?;
@@ -194,19 +194,17 @@ impl Queue for SqliteQueue {
         let bodies: Vec<String> = self
             .db
             .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let rows: Vec<(i64, String)> = {
-                    let mut stmt = tx.prepare_cached("SELECT id, body FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
+                    let mut stmt = conn.prepare_cached("SELECT id, body FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
                     let mapped = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
                     mapped.collect::<Result<_, _>>()?
                 };
                 for (id, _) in &rows {
-                    tx.execute(
+                    conn.execute(
                         "UPDATE queue SET dead = 0, dead_reason = NULL, receive_count = 0, visible_at_ms = ?2 WHERE id = ?1",
                         params![id, now],
                     )?;
                 }
-                tx.commit()?;
                 Ok(rows.into_iter().map(|(_, b)| b).collect())
             })
             .await?;

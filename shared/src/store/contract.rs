@@ -4,7 +4,6 @@
 
 use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement};
 use crate::event::{Event, EventState};
-use serde_json::value::RawValue;
 
 /// A sample event with a unique-enough id.
 pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
@@ -13,7 +12,7 @@ pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
         id: id.to_string(),
         event_type: event_type.to_string(),
         received_at: 1_000,
-        payload: RawValue::from_string(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#)).expect("valid JSON"),
+        payload: crate::payload::Payload::from_text(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#)),
     }
 }
 
@@ -67,7 +66,7 @@ async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
     assert_eq!(rec.event_type, "a.b");
     assert_eq!(
         rec.payload.as_deref(),
-        Some(ev.payload.get()),
+        Some(ev.payload.as_str()),
         "payload stored for replay"
     );
     assert!(rec.expires_at >= 100 + 7 * 86_400 - 1, "TTL set from the claim");
@@ -183,7 +182,7 @@ async fn lease_creates_missing_record(store: &dyn EventStore, p: &str) {
     match store.lease(&ev, 100, 60, 1000).await.expect("lease") {
         LeaseOutcome::Leased(r) => {
             assert_eq!(r.attempts, 1);
-            assert_eq!(r.payload.as_deref(), Some(ev.payload.get()));
+            assert_eq!(r.payload.as_deref(), Some(ev.payload.as_str()));
         }
         other => panic!("an orphan message creates its record, got {other:?}"),
     }

@@ -152,7 +152,7 @@ impl DynamoStore {
         }
         item.insert("expires_at".into(), n(now + ttl_secs));
         item.insert("results".into(), s("{}"));
-        let payload = event.payload.get();
+        let payload = event.payload.as_str();
         if item_size(&item) + "payload".len() + payload.len() <= self.payload_budget {
             item.insert("payload".into(), s(payload));
             item.insert("payload_omitted".into(), AttributeValue::Bool(false));
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(rec.state, EventState::Received);
         assert_eq!(rec.lease_until, Some(130));
         assert_eq!(rec.expires_at, 1100);
-        assert_eq!(rec.payload.as_deref(), Some(ev.payload.get()));
+        assert_eq!(rec.payload.as_deref(), Some(ev.payload.as_str()));
         assert!(!rec.payload_omitted);
         let small = store.with_payload_budget(50);
         let rec = record(&small.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");

@@ -6,7 +6,7 @@ use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlemen
 use crate::db::{Db, DbError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
 use async_trait::async_trait;
-use rusqlite::{params, OptionalExtension, Row, TransactionBehavior};
+use rusqlite::{params, Connection, OptionalExtension, Row};
 
 /// SQLite-backed [`EventStore`].
 #[derive(Debug, Clone)]
@@ -48,8 +48,8 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-fn fetch(tx: &rusqlite::Connection, pk: &str) -> rusqlite::Result<Option<EventRecord>> {
-    tx.query_row(
+fn fetch(conn: &Connection, pk: &str) -> rusqlite::Result<Option<EventRecord>> {
+    conn.query_row(
         &format!("SELECT {COLUMNS} FROM events WHERE pk = ?1"),
         [pk],
         record_from_row,
@@ -58,7 +58,7 @@ fn fetch(tx: &rusqlite::Connection, pk: &str) -> rusqlite::Result<Option<EventRe
 }
 
 fn insert(
-    tx: &rusqlite::Connection,
+    conn: &Connection,
     event: &Event,
     state: EventState,
     attempts: u32,
@@ -66,10 +66,11 @@ fn insert(
     lease_until: Option<i64>,
     ttl_secs: i64,
 ) -> rusqlite::Result<()> {
-    tx.execute(
+    conn.prepare_cached(
         "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
-        params![
+    )?
+    .execute(params![
             event.key().as_string(),
             event.provider,
             event.id,
@@ -79,10 +80,51 @@ fn insert(
             now,
             lease_until,
             now + ttl_secs,
-            event.payload.get(),
-        ],
-    )?;
+            event.payload.as_str(),
+        ])?;
     Ok(())
+}
+
+/// The claim, inside the caller's transaction: creates the record in
+/// `state` unless one exists; takes over a RECEIVED record whose lease has
+/// expired (its claimant died before enqueueing). Shared by the store's
+/// claim and the intake that claims and enqueues in one transaction.
+pub(crate) fn claim_in(
+    conn: &Connection,
+    event: &Event,
+    state: EventState,
+    now: i64,
+    lease_secs: i64,
+    ttl_secs: i64,
+) -> rusqlite::Result<ClaimOutcome> {
+    let pk = event.key().as_string();
+    let lease_until = (state == EventState::Received).then_some(now + lease_secs);
+    Ok(match fetch_claim_state(conn, &pk)? {
+        None => {
+            insert(conn, event, state, 0, now, lease_until, ttl_secs)?;
+            ClaimOutcome::Claimed
+        }
+        Some((EventState::Received, attempts, lease)) if lease.unwrap_or(0) <= now => {
+            insert(conn, event, state, attempts, now, lease_until, ttl_secs)?;
+            ClaimOutcome::Claimed
+        }
+        Some((EventState::Received, _, _)) => ClaimOutcome::InFlight,
+        Some((state, _, _)) => ClaimOutcome::Duplicate(state),
+    })
+}
+
+/// Only what the claim decides on, without reading the payload back.
+fn fetch_claim_state(conn: &Connection, pk: &str) -> rusqlite::Result<Option<(EventState, u32, Option<i64>)>> {
+    conn.prepare_cached("SELECT state, attempts, lease_until FROM events WHERE pk = ?1")?
+        .query_row([pk], |row| {
+            let state: String = row.get(0)?;
+            Ok((
+                EventState::parse(&state).unwrap_or(EventState::Received),
+                row.get(1)?,
+                row.get(2)?,
+            ))
+        })
+        .optional()
 }
 
 #[async_trait]
@@ -92,26 +134,7 @@ impl EventStore for SqliteStore {
         let (state, now, lease, ttl) = (claim.state, claim.now, claim.lease_secs, claim.ttl_secs);
         Ok(self
             .db
-            .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let pk = event.key().as_string();
-                let lease_until = (state == EventState::Received).then_some(now + lease);
-                let outcome = match fetch(&tx, &pk)? {
-                    None => {
-                        insert(&tx, &event, state, 0, now, lease_until, ttl)?;
-                        ClaimOutcome::Claimed
-                    }
-                    Some(r) if r.state == EventState::Received && r.lease_until.unwrap_or(0) <= now => {
-                        // Its claimant died before enqueueing: take it over.
-                        insert(&tx, &event, state, r.attempts, now, lease_until, ttl)?;
-                        ClaimOutcome::Claimed
-                    }
-                    Some(r) if r.state == EventState::Received => ClaimOutcome::InFlight,
-                    Some(r) => ClaimOutcome::Duplicate(r.state),
-                };
-                tx.commit()?;
-                Ok(outcome)
-            })
+            .call(move |conn| claim_in(conn, &event, state, now, lease, ttl))
             .await?)
     }
 
@@ -141,12 +164,11 @@ impl EventStore for SqliteStore {
         Ok(self
             .db
             .call(move |conn| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let pk = event.key().as_string();
-                let outcome = match fetch(&tx, &pk)? {
+                let outcome = match fetch(conn, &pk)? {
                     None => {
-                        insert(&tx, &event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs)?;
-                        LeaseOutcome::Leased(fetch(&tx, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                        insert(conn, &event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs)?;
+                        LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                     }
                     Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
                         LeaseOutcome::Finished(r.state)
@@ -157,14 +179,13 @@ impl EventStore for SqliteStore {
                         }
                     }
                     Some(_) => {
-                        tx.execute(
+                        conn.execute(
                             "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3 WHERE pk = ?1",
                             params![pk, now + lease_secs, now],
                         )?;
-                        LeaseOutcome::Leased(fetch(&tx, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                        LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                     }
                 };
-                tx.commit()?;
                 Ok(outcome)
             })
             .await?)
@@ -259,6 +280,6 @@ mod tests {
         let store = SqliteStore::new(Db::open(&path, crate::db::Durability::Full).unwrap());
         let rec = store.get(&ev.key()).await.unwrap().unwrap();
         assert_eq!(rec.state, EventState::Received);
-        assert_eq!(rec.payload.as_deref(), Some(ev.payload.get()));
+        assert_eq!(rec.payload.as_deref(), Some(ev.payload.as_str()));
     }
 }

@@ -148,6 +148,12 @@ pub trait Verifier: Send + Sync + Debug {
     /// Produces what makes `input.body` a valid delivery, with the first
     /// (current) secret.
     fn sign(&self, input: &SignInput<'_>) -> Signed;
+
+    /// True for schemes that sign the public URL (Twilio): only for them
+    /// does ingest rebuild it, so the others pay nothing for it.
+    fn signs_url(&self) -> bool {
+        false
+    }
 }
 
 /// The configuration of a verifier, selected by `scheme` in the provider's

@@ -143,6 +143,10 @@ impl Verifier for TwilioVerifier {
         }
     }
 
+    fn signs_url(&self) -> bool {
+        true
+    }
+
     /// Signs as Twilio does for JSON bodies: `bodySHA256` is added to
     /// `input.url`'s query (returned in `query`, to be appended with `&` or
     /// `?`) and the signature covers that URL.

@@ -219,11 +219,11 @@ impl Harness {
         let effect = Arc::new(Scripted::default());
         let second = Arc::new(Scripted::default());
         let (e, s) = (effect.clone(), second.clone());
-        let ports = Ports {
-            store: store.clone(),
-            queue: queue.clone(),
-            artifacts: Arc::new(LocalDir::new(dir.path().join("artifacts"))),
-        };
+        let ports = Ports::new(
+            store.clone(),
+            queue.clone(),
+            Arc::new(LocalDir::new(dir.path().join("artifacts"))),
+        );
         let app = App::build(&config, &secrets(), ports, move |reg, _| {
             reg.register("test.effect", e);
             reg.register("test.second", s);

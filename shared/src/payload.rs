@@ -1,0 +1,103 @@
+//! An event's payload: the body the sender signed, kept as the bytes that
+//! arrived (UTF-8 checked, never re-encoded), shared without copying from
+//! the HTTP request to the store and the queue.
+//!
+//! Ingest reads only the fields it needs (id and type) and does not parse
+//! the rest: a receiver has milliseconds to answer, and the signature has
+//! already proved the body is the sender's. The full document is parsed
+//! where it is used: [`Payload::json`] for handlers, and the queue envelope
+//! embeds it as JSON when it is JSON. A signed body that is not JSON past
+//! the fields ingest read is carried as text and fails its handlers
+//! permanently, with the parse error as the reason.
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// A payload: UTF-8 text, usually a JSON document.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Payload(ByteString);
+
+/// Why bytes cannot be a payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the body is not UTF-8 text")]
+pub struct NotUtf8;
+
+impl Payload {
+    /// The received bytes, without copying; they must be UTF-8.
+    pub fn from_bytes(bytes: Bytes) -> Result<Self, NotUtf8> {
+        ByteString::try_from(bytes).map(Self).map_err(|_| NotUtf8)
+    }
+
+    /// Text built at ingest (a form body rendered as JSON) or read back from a store.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        Self(ByteString::from(text.into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The whole document parsed, for handlers.
+    pub fn json(&self) -> Result<serde_json::Value, serde_json::Error> {
+        serde_json::from_str(self.as_str())
+    }
+
+    /// The payload as a borrowed raw JSON value (validated, not copied),
+    /// or `None` when it is not a JSON document.
+    pub fn as_raw_json(&self) -> Option<&RawValue> {
+        serde_json::from_str::<&RawValue>(self.as_str()).ok()
+    }
+
+    /// True when the whole payload is one JSON document.
+    pub fn is_json(&self) -> bool {
+        serde_json::from_str::<IgnoredAny>(self.as_str()).is_ok()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Payloads can be large and personal: debug output shows the size only.
+        write!(f, "Payload({} bytes)", self.len())
+    }
+}
+
+impl From<&str> for Payload {
+    fn from(s: &str) -> Self {
+        Self::from_text(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_bytes_without_copying_and_rejects_non_utf8() {
+        let body = Bytes::from_static(br#"{"id":"e1"}"#);
+        let p = Payload::from_bytes(body.clone()).expect("utf-8");
+        assert_eq!(p.as_str().as_ptr(), body.as_ptr(), "no copy");
+        assert_eq!(Payload::from_bytes(Bytes::from_static(&[0xff, 0xfe])), Err(NotUtf8));
+    }
+
+    #[test]
+    fn json_views() {
+        let p = Payload::from(r#"{"a": [1, 2]}"#);
+        assert!(p.is_json());
+        assert_eq!(p.json().expect("json")["a"][1], 2);
+        assert_eq!(p.as_raw_json().map(RawValue::get), Some(r#"{"a": [1, 2]}"#));
+        let broken = Payload::from(r#"{"id":"e1","type":"t", "rest": [1,"#);
+        assert!(!broken.is_json() && broken.as_raw_json().is_none() && broken.json().is_err());
+        assert_eq!(format!("{broken:?}"), "Payload(34 bytes)");
+    }
+}
