@@ -2,7 +2,9 @@
 
 use crate::cli::{ConfigArgs, DurabilityArg, LogFormat, StoreArgs};
 use anyhow::Context;
+use std::io::IsTerminal;
 use std::sync::Arc;
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use webhooks_shared::config::AppConfig;
 use webhooks_shared::db::{Db, Durability};
@@ -12,15 +14,25 @@ use webhooks_shared::secret::EnvResolver;
 use webhooks_shared::store::sqlite::SqliteStore;
 
 /// Logs go to stderr, so command output on stdout stays clean for pipes.
-pub fn init_tracing(format: &LogFormat) {
+/// Lines are written by a thread of their own, in batches, so a request
+/// never waits on the terminal or a pipe; none is dropped (a full buffer
+/// slows the logger down instead). Colours only on a terminal. Keep the
+/// guard until exit: dropping it flushes what is buffered.
+pub fn init_tracing(format: &LogFormat) -> WorkerGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("webhooks-log")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
+    guard
 }
 
 pub fn load_config(args: &ConfigArgs) -> anyhow::Result<AppConfig> {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    context::init_tracing(&cli.log_format);
+    let _logs = context::init_tracing(&cli.log_format);
     match commands::run(cli).await {
         Ok(code) => code,
         Err(e) => {

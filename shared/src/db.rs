@@ -2,12 +2,13 @@
 //! intake.
 //!
 //! One connection, owned by one thread that runs every operation. Operations
-//! that arrive while the thread is busy are run together in one transaction,
-//! each inside its own savepoint (so one failing operation undoes only its
-//! own writes), and committed once: a group commit. Nobody gets an answer
-//! before the commit that holds their writes, so an acknowledged claim and
-//! enqueue are on disk; many requests share the cost of one commit (and, with
-//! `Durability::Full`, of one fsync).
+//! that arrive while the thread is busy are run together in one transaction
+//! and committed once: a group commit. Nobody gets an answer before the
+//! commit that holds their writes, so an acknowledged claim and enqueue are
+//! on disk; many requests share the cost of one commit (and, with
+//! `Durability::Full`, of one fsync). Should an operation fail, the group is
+//! rolled back and each operation is run again in a transaction of its own,
+//! so one failure never undoes another caller's writes.
 //!
 //! WAL mode: a committed transaction survives a kill -9 of the process with
 //! `synchronous=NORMAL`; `FULL` adds power-loss durability.
@@ -47,6 +48,22 @@ pub enum DbError {
 /// Most operations committed together.
 const MAX_GROUP: usize = 512;
 
+/// How often the WAL is copied back into the database file, off the
+/// request path (the writer never checkpoints itself).
+///
+/// Often, so each checkpoint is small: on a busy single core a long one
+/// would hold the CPU for milliseconds. One with nothing to copy is a no-op.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// Changes to databases made by earlier versions, applied in order and
+/// recorded in `PRAGMA user_version`.
+const MIGRATIONS: [&str; 2] = [
+    // 1: queue messages may refer to their event record instead of copying it.
+    "ALTER TABLE queue ADD COLUMN event_pk TEXT",
+    // 2: events are listed newest first by rowid; one index less per write.
+    "DROP INDEX IF EXISTS events_by_received",
+];
+
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS events (
     pk              TEXT PRIMARY KEY,
@@ -64,11 +81,12 @@ CREATE TABLE IF NOT EXISTS events (
     payload_omitted INTEGER NOT NULL DEFAULT 0,
     results         TEXT NOT NULL DEFAULT '{}'
 );
-CREATE INDEX IF NOT EXISTS events_by_received ON events(received_at);
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
 CREATE TABLE IF NOT EXISTS queue (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- The envelope; empty when event_pk names the record that holds the event.
     body          TEXT NOT NULL,
+    event_pk      TEXT,
     visible_at_ms INTEGER NOT NULL,
     receive_count INTEGER NOT NULL DEFAULT 0,
     dead          INTEGER NOT NULL DEFAULT 0,
@@ -83,6 +101,8 @@ CREATE INDEX IF NOT EXISTS queue_ready ON queue(dead, visible_at_ms);
 #[derive(Clone)]
 pub struct Db {
     jobs: mpsc::Sender<Box<dyn Job>>,
+    /// Never sent on: the checkpointer stops when every handle is dropped.
+    _alive: mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Db {
@@ -94,19 +114,24 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) the database file and its schema.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, DbError> {
-        let conn = Connection::open(path).map_err(|source| DbError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::init(conn, durability)
+        let open = || {
+            Connection::open(path).map_err(|source| DbError::Open {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let (alive, handles_gone) = mpsc::channel();
+        let db = Self::init(open()?, durability, alive)?;
+        start_checkpointer(open()?, handles_gone)?;
+        Ok(db)
     }
 
     /// A private in-memory database, for tests.
     pub fn open_in_memory() -> Result<Self, DbError> {
-        Self::init(Connection::open_in_memory()?, Durability::Normal)
+        Self::init(Connection::open_in_memory()?, Durability::Normal, mpsc::channel().0)
     }
 
-    fn init(conn: Connection, durability: Durability) -> Result<Self, DbError> {
+    fn init(conn: Connection, durability: Durability, alive: mpsc::Sender<()>) -> Result<Self, DbError> {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let sync = match durability {
@@ -114,44 +139,90 @@ impl Db {
             Durability::Full => "FULL",
         };
         conn.pragma_update(None, "synchronous", sync)?;
-        conn.execute_batch(SCHEMA)?;
+        // Checkpoints run on their own thread (see `start_checkpointer`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Savepoint journals in memory, and a 16 MiB page cache.
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -16_384)?;
+        migrate(&conn)?;
         let (jobs, inbox) = mpsc::channel::<Box<dyn Job>>();
         std::thread::Builder::new()
             .name("webhooks-db".into())
             .spawn(move || run(conn, inbox))
             .map_err(|e| DbError::Commit(format!("cannot start the database thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self { jobs, _alive: alive })
     }
 
     /// Runs `f` on the database thread, inside a transaction shared with
-    /// whatever else is waiting (its own savepoint: an error undoes only
-    /// `f`'s writes). Answers after the commit.
+    /// whatever else is waiting; answers after the commit. `f` may run twice
+    /// (the second time alone, if another operation of its group failed), so
+    /// it must not consume what it captured.
     pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        let job: Box<dyn Job> = Box::new(Call {
-            f: Some(f),
-            result: None,
-            reply,
-        });
+        let job: Box<dyn Job> = Box::new(Call { f, result: None, reply });
         self.jobs.send(job).map_err(|_| DbError::Closed)?;
         answer.await.map_err(|_| DbError::Closed)?
     }
 }
 
+/// Creates the schema, or brings a database of an earlier version up to date.
+fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let fresh: bool = conn.query_row("SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'queue'", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute_batch(SCHEMA)?;
+    let version: usize = if fresh {
+        MIGRATIONS.len()
+    } else {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))?
+    };
+    for step in MIGRATIONS.iter().skip(version) {
+        conn.execute_batch(step)?;
+    }
+    conn.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    Ok(())
+}
+
+/// Copies the WAL back into the database file every [`CHECKPOINT_EVERY`],
+/// on a connection and a thread of its own, so no request waits for it
+/// (with `synchronous=NORMAL` a checkpoint is where the fsync happens). A
+/// passive checkpoint never blocks the writer. Ends with a final one once
+/// every [`Db`] handle is gone.
+fn start_checkpointer(conn: Connection, handles_gone: mpsc::Receiver<()>) -> Result<(), DbError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The WAL file is cut back to this size when a checkpoint completes.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    std::thread::Builder::new()
+        .name("webhooks-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = |mode: &str| {
+                if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                }
+            };
+            while let Err(mpsc::RecvTimeoutError::Timeout) = handles_gone.recv_timeout(CHECKPOINT_EVERY) {
+                checkpoint("PASSIVE");
+            }
+            checkpoint("TRUNCATE");
+        })
+        .map_err(|e| DbError::Commit(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
+
 /// One operation: run inside the group transaction, answered after it ends.
 trait Job: Send {
-    /// Runs the operation; false when it failed (its savepoint is rolled back).
+    /// Runs the operation; false when it failed.
     fn run(&mut self, conn: &Connection) -> bool;
-    /// Answers the caller once the group transaction has committed (or not).
+    /// Answers the caller once its transaction has committed (or not).
     fn finish(self: Box<Self>, committed: Result<(), String>);
 }
 
 struct Call<T, F> {
-    f: Option<F>,
+    f: F,
     result: Option<Result<T, rusqlite::Error>>,
     reply: oneshot::Sender<Result<T, DbError>>,
 }
@@ -159,13 +230,13 @@ struct Call<T, F> {
 impl<T, F> Job for Call<T, F>
 where
     T: Send + 'static,
-    F: FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    F: Fn(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
 {
     fn run(&mut self, conn: &Connection) -> bool {
-        let result = match self.f.take() {
-            Some(f) => f(conn),
-            None => Err(rusqlite::Error::InvalidQuery),
-        };
+        // A panicking operation is a bug; it fails alone instead of taking
+        // the database thread (and every later request) down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(conn)))
+            .unwrap_or(Err(rusqlite::Error::InvalidQuery));
         let ok = result.is_ok();
         self.result = Some(result);
         ok
@@ -193,39 +264,66 @@ fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let committed = run_group(&conn, &mut group);
-        if committed.is_err() {
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        for job in group {
-            job.finish(committed.clone());
+        match run_in_transaction(&conn, &mut group) {
+            Outcome::Committed => group.into_iter().for_each(|job| job.finish(Ok(()))),
+            // Nothing of the group was kept; each operation runs again
+            // alone, so only the failing one fails.
+            Outcome::JobFailed if group.len() > 1 => {
+                for mut job in group {
+                    let alone = run_in_transaction(&conn, std::slice::from_mut(&mut job));
+                    job.finish(alone.into_result());
+                }
+            }
+            outcome => {
+                let result = outcome.into_result();
+                group.into_iter().for_each(|job| job.finish(result.clone()));
+            }
         }
     }
 }
 
-fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> Result<(), String> {
-    let text = |e: rusqlite::Error| e.to_string();
-    conn.execute_batch("BEGIN IMMEDIATE").map_err(text)?;
-    for job in group.iter_mut() {
-        conn.prepare_cached("SAVEPOINT job")
-            .and_then(|mut s| s.execute([]))
-            .map_err(text)?;
-        // A panicking operation is a bug; it fails alone instead of taking
-        // the database thread (and every later request) down with it.
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(conn))).unwrap_or(false);
-        if !ran {
-            conn.prepare_cached("ROLLBACK TO job")
-                .and_then(|mut s| s.execute([]))
-                .map_err(text)?;
+/// How a transaction ended.
+enum Outcome {
+    Committed,
+    /// An operation failed (its error is in its result); rolled back.
+    JobFailed,
+    /// BEGIN or COMMIT failed; rolled back.
+    Failed(String),
+}
+
+impl Outcome {
+    /// What the operations of this transaction are told: their own result
+    /// stands unless the transaction itself failed.
+    fn into_result(self) -> Result<(), String> {
+        match self {
+            Outcome::Committed | Outcome::JobFailed => Ok(()),
+            Outcome::Failed(e) => Err(e),
         }
-        conn.prepare_cached("RELEASE job")
-            .and_then(|mut s| s.execute([]))
-            .map_err(text)?;
     }
-    conn.prepare_cached("COMMIT")
-        .and_then(|mut s| s.execute([]))
-        .map_err(text)?;
-    Ok(())
+}
+
+fn run_in_transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Outcome {
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = step("BEGIN IMMEDIATE") {
+        return Outcome::Failed(e);
+    }
+    for job in jobs.iter_mut() {
+        if !job.run(conn) {
+            let _ = step("ROLLBACK");
+            return Outcome::JobFailed;
+        }
+    }
+    match step("COMMIT") {
+        Ok(_) => Outcome::Committed,
+        Err(e) => {
+            let _ = step("ROLLBACK");
+            Outcome::Failed(e)
+        }
+    }
 }
 
 #[cfg(test)]
@@ -256,6 +354,50 @@ mod tests {
             .await
             .expect("select");
         assert_eq!(values, [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_version_is_migrated_and_keeps_its_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v0.db");
+        {
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
+                     visible_at_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+                     dead INTEGER NOT NULL DEFAULT 0, dead_reason TEXT, enqueued_at INTEGER NOT NULL);
+                 CREATE TABLE events (pk TEXT PRIMARY KEY, provider TEXT NOT NULL, event_id TEXT NOT NULL,
+                     event_type TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                     last_error TEXT, received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                     lease_until INTEGER, expires_at INTEGER NOT NULL, payload TEXT,
+                     payload_omitted INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL DEFAULT '{}');
+                 CREATE INDEX events_by_received ON events(received_at);
+                 INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES
+                     ('{\"provider\":\"p\",\"id\":\"e1\",\"type\":\"t\",\"received_at\":1,\"payload\":{}}', 0, 0);",
+            )
+            .expect("old schema");
+        }
+        let db = Db::open(&path, Durability::Normal).expect("migrates");
+        let queue = crate::queue::sqlite::SqliteQueue::new(db.clone());
+        let got = crate::queue::Queue::receive(&queue, 10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event.id, "e1");
+        let (version, old_index): (i64, i64) = db
+            .call(|c| {
+                Ok((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_by_received'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                ))
+            })
+            .await
+            .expect("version");
+        assert_eq!((version, old_index), (MIGRATIONS.len() as i64, 0));
     }
 
     #[tokio::test]

@@ -205,8 +205,9 @@ impl Ingest {
 
     /// Claims and enqueues through the intake port, and answers.
     async fn admit(&self, inbound: &Inbound, events: Vec<(Event, EventState)>) -> Result<Accepted, IngestError> {
+        let events: Arc<[(Event, EventState)]> = events.into();
         let admission = Admission {
-            events: &events,
+            events: events.clone(),
             now: inbound.now,
             claim_lease_secs: self.settings.claim_lease_secs,
             ttl_secs: self.settings.retention_secs(),
@@ -234,7 +235,7 @@ impl Ingest {
         } else {
             Ok(Accepted::Ignored { ids })
         };
-        for (event, _) in &events {
+        for (event, _) in events.iter() {
             info!(
                 request_id = %inbound.request_id,
                 provider = %event.provider,

@@ -3,6 +3,7 @@
 use crate::cli::ServeArgs;
 use crate::context;
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -52,6 +53,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
 
     let router = webhooks_shared::http::router(app.ingest.clone());
+    // Answers are small and latency matters: no Nagle delay on them.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown_signal())
         .await

@@ -8,9 +8,9 @@ use crate::store::contract::event;
 use crate::store::{ClaimOutcome, EventStore};
 use std::time::Duration;
 
-fn admission(events: &[(Event, EventState)], now: i64) -> Admission<'_> {
+fn admission(events: &[(Event, EventState)], now: i64) -> Admission {
     Admission {
-        events,
+        events: events.into(),
         now,
         claim_lease_secs: 30,
         ttl_secs: 86_400,
@@ -19,8 +19,13 @@ fn admission(events: &[(Event, EventState)], now: i64) -> Admission<'_> {
 
 /// Runs every check. `prefix` keeps ids apart when the backing store is shared.
 pub async fn run_all(intake: &dyn Intake, store: &dyn EventStore, queue: &dyn Queue, prefix: &str) {
-    let fresh = event(&format!("{prefix}-in"), "new-1", "has.handlers");
-    let ignored = event(&format!("{prefix}-in"), "new-2", "no.handlers");
+    // Ingest stamps an event with the time it admits it.
+    let at = |received_at: i64, id: &str, event_type: &str| Event {
+        received_at,
+        ..event(&format!("{prefix}-in"), id, event_type)
+    };
+    let fresh = at(100, "new-1", "has.handlers");
+    let ignored = at(100, "new-2", "no.handlers");
     let delivery = vec![
         (fresh.clone(), EventState::Received),
         (ignored.clone(), EventState::Ignored),
@@ -56,7 +61,7 @@ pub async fn run_all(intake: &dyn Intake, store: &dyn EventStore, queue: &dyn Qu
         ],
         "a second delivery is a duplicate"
     );
-    let later = event(&format!("{prefix}-in"), "new-3", "has.handlers");
+    let later = at(102, "new-3", "has.handlers");
     let mixed = vec![
         (fresh.clone(), EventState::Received),
         (later.clone(), EventState::Received),

@@ -22,9 +22,11 @@ use tracing::warn;
 /// The events of one delivery, each with the state it is recorded in:
 /// RECEIVED when handlers are registered for its type (it is queued), IGNORED
 /// when none is (it is only recorded).
-#[derive(Debug, Clone, Copy)]
-pub struct Admission<'a> {
-    pub events: &'a [(Event, EventState)],
+#[derive(Debug, Clone)]
+pub struct Admission {
+    /// Shared, not copied: adapters that hand the work to another thread
+    /// keep a reference.
+    pub events: Arc<[(Event, EventState)]>,
     pub now: i64,
     /// How long a claim that is not yet queued keeps others out.
     pub claim_lease_secs: i64,
@@ -50,7 +52,7 @@ pub trait Intake: Send + Sync {
     /// when RECEIVED, durably on the queue. On `Err`, no claim of this
     /// delivery is left behind (or it expires with its lease), so the
     /// sender's retry is accepted.
-    async fn admit(&self, admission: Admission<'_>) -> Result<Vec<ClaimOutcome>, IntakeError>;
+    async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError>;
 }
 
 /// Claim first, then enqueue, then mark queued; release the claims when the
@@ -77,10 +79,10 @@ impl ClaimThenEnqueue {
 
 #[async_trait]
 impl Intake for ClaimThenEnqueue {
-    async fn admit(&self, admission: Admission<'_>) -> Result<Vec<ClaimOutcome>, IntakeError> {
+    async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError> {
         let mut outcomes = Vec::with_capacity(admission.events.len());
         let mut to_queue: Vec<Event> = Vec::new();
-        for (event, state) in admission.events {
+        for (event, state) in admission.events.iter() {
             let claim = Claim {
                 event,
                 state: *state,

@@ -7,7 +7,7 @@
 use super::{Admission, Intake, IntakeError};
 use crate::db::Db;
 use crate::event::EventState;
-use crate::queue::sqlite::{enqueue_in, envelopes};
+use crate::queue::sqlite::enqueue_ref_in;
 use crate::store::sqlite::claim_in;
 use crate::store::{ClaimOutcome, StoreError};
 use crate::time::unix_now_ms;
@@ -27,29 +27,22 @@ impl SqliteIntake {
 
 #[async_trait]
 impl Intake for SqliteIntake {
-    async fn admit(&self, admission: Admission<'_>) -> Result<Vec<ClaimOutcome>, IntakeError> {
-        let events = admission.events.to_vec();
-        // Envelopes are built here, off the database thread.
-        let queued: Vec<bool> = events.iter().map(|(_, s)| *s == EventState::Received).collect();
-        let messages: Vec<crate::event::Event> = events
-            .iter()
-            .filter(|(_, s)| *s == EventState::Received)
-            .map(|(e, _)| e.clone())
-            .collect();
-        let mut bodies = envelopes(&messages)?.into_iter();
+    async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError> {
+        let events = admission.events;
         let (now, lease, ttl) = (admission.now, admission.claim_lease_secs, admission.ttl_secs);
         let now_ms = unix_now_ms();
         let outcomes = self
             .db
             .call(move |conn| {
                 let mut outcomes = Vec::with_capacity(events.len());
-                for ((event, state), is_queued) in events.iter().zip(queued) {
+                for (event, state) in events.iter() {
+                    let queued = *state == EventState::Received;
                     // Claimed and queued in the same savepoint: recorded as QUEUED.
-                    let write_state = if is_queued { EventState::Queued } else { *state };
-                    let body = if is_queued { bodies.next() } else { None };
+                    let write_state = if queued { EventState::Queued } else { *state };
                     let outcome = claim_in(conn, event, write_state, now, lease, ttl)?;
-                    if let (ClaimOutcome::Claimed, Some(body)) = (&outcome, body) {
-                        enqueue_in(conn, std::slice::from_ref(&body), now_ms)?;
+                    if queued && outcome == ClaimOutcome::Claimed {
+                        // The message refers to the record, which holds the payload.
+                        enqueue_ref_in(conn, &event.key().as_string(), now_ms)?;
                     }
                     outcomes.push(outcome);
                 }

@@ -252,7 +252,10 @@ impl Provider {
                     .pointer(path)
                     .and_then(Value::as_array)
                     .ok_or_else(|| PayloadError::NotBatch(path.clone()))?;
-                items.iter().map(|item| self.extract_value(item, header, query)).collect()
+                items
+                    .iter()
+                    .map(|item| self.extract_value(item, header, query))
+                    .collect()
             }
         }
     }

@@ -5,6 +5,7 @@
 //! feature, `sqs::SqsQueue`. Both pass the same contract suite ([`contract`]).
 
 pub mod contract;
+pub mod memory;
 pub mod sqlite;
 #[cfg(feature = "aws")]
 pub mod sqs;

@@ -5,6 +5,7 @@
 use super::{DeadLetter, Delivery, Queue, QueueError};
 use crate::db::{Db, DbError};
 use crate::event::Event;
+use crate::payload::Payload;
 use crate::time::unix_now_ms;
 use async_trait::async_trait;
 use rusqlite::params;
@@ -49,7 +50,7 @@ fn parse_receipt(r: &str) -> Result<(i64, u32), QueueError> {
 }
 
 /// The queue messages (envelopes) of these events.
-pub(crate) fn envelopes(events: &[Event]) -> Result<Vec<String>, QueueError> {
+fn envelopes(events: &[Event]) -> Result<Vec<String>, QueueError> {
     events
         .iter()
         .map(serde_json::to_string)
@@ -57,8 +58,45 @@ pub(crate) fn envelopes(events: &[Event]) -> Result<Vec<String>, QueueError> {
         .map_err(|e| QueueError::BadMessage(e.to_string()))
 }
 
+/// A message row: id, receive count, dead reason, then either an envelope
+/// (`body`) or, for messages that refer to their event record instead of
+/// copying its payload, the record's columns.
+const MESSAGE_SELECT: &str = "SELECT q.id, q.receive_count, q.dead_reason, q.body, q.event_pk,
+        e.provider, e.event_id, e.event_type, e.received_at, e.payload
+    FROM queue q LEFT JOIN events e ON q.event_pk IS NOT NULL AND e.pk = q.event_pk";
+
+/// The event a message row carries, or why it carries none.
+fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String>> {
+    let event_pk: Option<String> = r.get(4)?;
+    let Some(pk) = event_pk else {
+        let body: String = r.get(3)?;
+        return Ok(serde_json::from_str::<Event>(&body).map_err(|e| format!("not an event envelope: {e}")));
+    };
+    let provider: Option<String> = r.get(5)?;
+    let payload: Option<String> = r.get(9)?;
+    Ok(match (provider, payload) {
+        (Some(provider), Some(payload)) => Ok(Event {
+            provider,
+            id: r.get(6)?,
+            event_type: r.get(7)?,
+            received_at: r.get(8)?,
+            payload: Payload::from_text(payload),
+        }),
+        _ => Err(format!("event record {pk} is gone (expired or deleted)")),
+    })
+}
+
+/// Appends a message that refers to its event record (which holds the
+/// payload), visible now, inside the caller's transaction: the payload is
+/// written once, not twice.
+pub(crate) fn enqueue_ref_in(conn: &rusqlite::Connection, event_pk: &str, now_ms: i64) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO queue (body, event_pk, visible_at_ms, enqueued_at) VALUES ('', ?1, ?2, ?2)")?
+        .execute(params![event_pk, now_ms])?;
+    Ok(())
+}
+
 /// Appends messages, visible now, inside the caller's transaction.
-pub(crate) fn enqueue_in(conn: &rusqlite::Connection, bodies: &[String], now_ms: i64) -> rusqlite::Result<()> {
+fn enqueue_in(conn: &rusqlite::Connection, bodies: &[String], now_ms: i64) -> rusqlite::Result<()> {
     let mut stmt = conn.prepare_cached("INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES (?1, ?2, ?2)")?;
     for body in bodies {
         stmt.execute(params![body, now_ms])?;
@@ -78,53 +116,43 @@ impl Queue for SqliteQueue {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
         let now = unix_now_ms();
         let hidden_until = now + visibility.as_millis() as i64;
-        let rows: Vec<(i64, String, u32)> = self
+        let rows: Vec<(i64, u32, Result<Event, String>)> = self
             .db
             .call(move |conn| {
-                let rows: Vec<(i64, String, u32)> = {
-                    let mut stmt = conn.prepare_cached(
-                        "SELECT id, body, receive_count FROM queue WHERE dead = 0 AND visible_at_ms <= ?1
-                         ORDER BY visible_at_ms, id LIMIT ?2",
-                    )?;
-                    let mapped = stmt.query_map(params![now, max as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                let rows: Vec<(i64, u32, Result<Event, String>)> = {
+                    let mut stmt = conn.prepare_cached(&format!(
+                        "{MESSAGE_SELECT} WHERE q.dead = 0 AND q.visible_at_ms <= ?1 ORDER BY q.visible_at_ms, q.id LIMIT ?2"
+                    ))?;
+                    let mapped = stmt.query_map(params![now, max as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?, message_event(r)?))
+                    })?;
                     mapped.collect::<Result<_, _>>()?
                 };
-                {
-                    let mut upd = conn.prepare_cached(
-                        "UPDATE queue SET visible_at_ms = ?2, receive_count = receive_count + 1 WHERE id = ?1",
-                    )?;
-                    for (id, _, _) in &rows {
-                        upd.execute(params![id, hidden_until])?;
-                    }
+                let mut hide =
+                    conn.prepare_cached("UPDATE queue SET visible_at_ms = ?2, receive_count = receive_count + 1 WHERE id = ?1")?;
+                let mut park = conn.prepare_cached("UPDATE queue SET dead = 1, dead_reason = ?2 WHERE id = ?1")?;
+                for (id, _, event) in &rows {
+                    match event {
+                        Ok(_) => hide.execute(params![id, hidden_until])?,
+                        // Nothing can ever process it: park it in the dead letters.
+                        Err(reason) => park.execute(params![id, reason])?,
+                    };
                 }
                 Ok(rows)
             })
             .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for (id, body, count) in rows {
-            let count = count + 1;
-            match serde_json::from_str::<Event>(&body) {
-                Ok(event) => out.push(Delivery {
-                    event,
+        Ok(rows
+            .into_iter()
+            .filter_map(|(id, count, event)| {
+                let count = count + 1;
+                Some(Delivery {
+                    event: event.ok()?,
                     receipt: receipt(id, count),
                     message_id: id.to_string(),
                     receive_count: count,
-                }),
-                Err(e) => {
-                    // Not an envelope: nothing can process it, so park it.
-                    let reason = format!("not an event envelope: {e}");
-                    self.db
-                        .call(move |conn| {
-                            conn.execute(
-                                "UPDATE queue SET dead = 1, dead_reason = ?2 WHERE id = ?1",
-                                params![id, reason],
-                            )
-                        })
-                        .await?;
-                }
-            }
-        }
-        Ok(out)
+                })
+            })
+            .collect())
     }
 
     async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
@@ -169,20 +197,19 @@ impl Queue for SqliteQueue {
     }
 
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
-        let rows: Vec<(String, Option<String>)> = self
+        let rows: Vec<(Result<Event, String>, Option<String>)> = self
             .db
             .call(move |conn| {
                 let mut stmt =
-                    conn.prepare_cached("SELECT body, dead_reason FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
-                let rows = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    conn.prepare_cached(&format!("{MESSAGE_SELECT} WHERE q.dead = 1 ORDER BY q.id LIMIT ?1"))?;
+                let rows = stmt.query_map([max as i64], |r| Ok((message_event(r)?, r.get(2)?)))?;
                 rows.collect()
             })
             .await?;
         rows.into_iter()
-            .map(|(body, reason)| {
-                let event = serde_json::from_str(&body).map_err(|e| QueueError::BadMessage(e.to_string()))?;
+            .map(|(event, reason)| {
                 Ok(DeadLetter {
-                    event,
+                    event: event.map_err(QueueError::BadMessage)?,
                     reason: reason.unwrap_or_default(),
                 })
             })
@@ -191,24 +218,30 @@ impl Queue for SqliteQueue {
 
     async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError> {
         let now = unix_now_ms();
-        let bodies: Vec<String> = self
+        let events: Vec<Event> = self
             .db
             .call(move |conn| {
-                let rows: Vec<(i64, String)> = {
-                    let mut stmt = conn.prepare_cached("SELECT id, body FROM queue WHERE dead = 1 ORDER BY id LIMIT ?1")?;
-                    let mapped = stmt.query_map([max as i64], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let rows: Vec<(i64, Result<Event, String>)> = {
+                    let mut stmt =
+                        conn.prepare_cached(&format!("{MESSAGE_SELECT} WHERE q.dead = 1 ORDER BY q.id LIMIT ?1"))?;
+                    let mapped = stmt.query_map([max as i64], |r| Ok((r.get(0)?, message_event(r)?)))?;
                     mapped.collect::<Result<_, _>>()?
                 };
-                for (id, _) in &rows {
-                    conn.execute(
-                        "UPDATE queue SET dead = 0, dead_reason = NULL, receive_count = 0, visible_at_ms = ?2 WHERE id = ?1",
-                        params![id, now],
-                    )?;
+                let mut revive = conn.prepare_cached(
+                    "UPDATE queue SET dead = 0, dead_reason = NULL, receive_count = 0, visible_at_ms = ?2 WHERE id = ?1",
+                )?;
+                let mut moved = Vec::with_capacity(rows.len());
+                // Messages that are not events stay parked, for a person to look at.
+                for (id, event) in rows {
+                    if let Ok(event) = event {
+                        revive.execute(params![id, now])?;
+                        moved.push(event);
+                    }
                 }
-                Ok(rows.into_iter().map(|(_, b)| b).collect())
+                Ok(moved)
             })
             .await?;
-        Ok(bodies.iter().filter_map(|b| serde_json::from_str(b).ok()).collect())
+        Ok(events)
     }
 }
 

@@ -8,6 +8,7 @@
 pub mod contract;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
+pub mod memory;
 pub mod sqlite;
 
 use crate::event::{Event, EventKey, EventRecord, EventState};

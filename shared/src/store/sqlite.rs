@@ -57,32 +57,56 @@ fn fetch(conn: &Connection, pk: &str) -> rusqlite::Result<Option<EventRecord>> {
     .optional()
 }
 
-fn insert(
-    conn: &Connection,
-    event: &Event,
+/// How [`insert`] treats an existing record with the same key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnExisting {
+    Replace,
+    Keep,
+}
+
+/// The columns of a new record that do not come from its event.
+#[derive(Clone, Copy)]
+struct Fresh {
     state: EventState,
     attempts: u32,
     now: i64,
     lease_until: Option<i64>,
     ttl_secs: i64,
-) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-            event.key().as_string(),
-            event.provider,
-            event.id,
-            event.event_type,
-            state.as_str(),
-            attempts,
-            now,
-            lease_until,
-            now + ttl_secs,
-            event.payload.as_str(),
-        ])?;
-    Ok(())
+}
+
+/// Writes a record; returns whether it was written (with `Keep`, an
+/// existing record stays and nothing is written).
+fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fresh) -> rusqlite::Result<bool> {
+    let Fresh {
+        state,
+        attempts,
+        now,
+        lease_until,
+        ttl_secs,
+    } = fresh;
+    let sql = match on_existing {
+        OnExisting::Replace => {
+            "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)"
+        }
+        OnExisting::Keep => {
+            "INSERT INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT(pk) DO NOTHING"
+        }
+    };
+    let written = conn.prepare_cached(sql)?.execute(params![
+        event.key().as_string(),
+        event.provider,
+        event.id,
+        event.event_type,
+        state.as_str(),
+        attempts,
+        now,
+        lease_until,
+        now + ttl_secs,
+        event.payload.as_str(),
+    ])?;
+    Ok(written == 1)
 }
 
 /// The claim, inside the caller's transaction: creates the record in
@@ -97,15 +121,24 @@ pub(crate) fn claim_in(
     lease_secs: i64,
     ttl_secs: i64,
 ) -> rusqlite::Result<ClaimOutcome> {
-    let pk = event.key().as_string();
-    let lease_until = (state == EventState::Received).then_some(now + lease_secs);
-    Ok(match fetch_claim_state(conn, &pk)? {
+    let fresh = Fresh {
+        state,
+        attempts: 0,
+        now,
+        lease_until: (state == EventState::Received).then_some(now + lease_secs),
+        ttl_secs,
+    };
+    // The common case, a new event, in one statement.
+    if insert(conn, OnExisting::Keep, event, fresh)? {
+        return Ok(ClaimOutcome::Claimed);
+    }
+    Ok(match fetch_claim_state(conn, &event.key().as_string())? {
         None => {
-            insert(conn, event, state, 0, now, lease_until, ttl_secs)?;
+            insert(conn, OnExisting::Replace, event, fresh)?;
             ClaimOutcome::Claimed
         }
         Some((EventState::Received, attempts, lease)) if lease.unwrap_or(0) <= now => {
-            insert(conn, event, state, attempts, now, lease_until, ttl_secs)?;
+            insert(conn, OnExisting::Replace, event, Fresh { attempts, ..fresh })?;
             ClaimOutcome::Claimed
         }
         Some((EventState::Received, _, _)) => ClaimOutcome::InFlight,
@@ -154,7 +187,7 @@ impl EventStore for SqliteStore {
     async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
         let pk = key.as_string();
         self.db
-            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'RECEIVED'", [pk]))
+            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'RECEIVED'", [&pk]))
             .await?;
         Ok(())
     }
@@ -167,7 +200,14 @@ impl EventStore for SqliteStore {
                 let pk = event.key().as_string();
                 let outcome = match fetch(conn, &pk)? {
                     None => {
-                        insert(conn, &event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs)?;
+                        let fresh = Fresh {
+                            state: EventState::Processing,
+                            attempts: 1,
+                            now,
+                            lease_until: Some(now + lease_secs),
+                            ttl_secs,
+                        };
+                        insert(conn, OnExisting::Replace, &event, fresh)?;
                         LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                     }
                     Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
@@ -235,7 +275,7 @@ impl EventStore for SqliteStore {
                 let mut stmt = conn.prepare(&format!(
                     "SELECT {COLUMNS} FROM events
                      WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR provider = ?2)
-                     ORDER BY received_at DESC, rowid DESC LIMIT ?3"
+                     ORDER BY rowid DESC LIMIT ?3"
                 ))?;
                 let rows = stmt.query_map(params![state, provider, limit], record_from_row)?;
                 rows.collect()
