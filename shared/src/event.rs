@@ -192,7 +192,7 @@ pub struct EventRecord {
     /// TTL: the record may be deleted after this (Unix seconds).
     pub expires_at: i64,
     /// The payload, when it fitted the store's item limit.
-    pub payload: Option<String>,
+    pub payload: Option<Payload>,
     /// True when the payload was too large for the store and was left out.
     pub payload_omitted: bool,
     /// Results of the handlers that succeeded, by handler name.
@@ -211,7 +211,7 @@ impl EventRecord {
             id: self.event_id.clone(),
             event_type: self.event_type.clone(),
             received_at: self.received_at,
-            payload: Payload::from_text(self.payload.clone()?),
+            payload: self.payload.clone()?,
         })
     }
 }

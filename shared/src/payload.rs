@@ -72,6 +72,18 @@ impl fmt::Debug for Payload {
     }
 }
 
+impl serde::Serialize for Payload {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Payload {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(Self::from_text)
+    }
+}
+
 impl From<&str> for Payload {
     fn from(s: &str) -> Self {
         Self::from_text(s)

@@ -79,11 +79,13 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         eprintln!("no event {}#{}", args.provider, args.id);
         return Ok(ExitCode::from(1));
     };
-    let payload: serde_json::Value = r
-        .payload
-        .as_deref()
-        .and_then(|p| serde_json::from_str(p).ok())
-        .unwrap_or(serde_json::Value::Null);
+    // A payload that is not JSON (its event failed for that) is shown as text.
+    let payload = match &r.payload {
+        None => serde_json::Value::Null,
+        Some(p) => p
+            .json()
+            .unwrap_or_else(|_| serde_json::Value::String(p.as_str().to_string())),
+    };
     let mut full = summary(&r);
     full["results"] = serde_json::Value::Object(r.results.clone());
     full["payload"] = payload;

@@ -80,6 +80,13 @@ pub fn read(part: &Source, ctx: &Context<'_>) -> Option<String> {
 
 /// Joins the parts with `:`. A missing required part gives `Err` naming it.
 pub fn composite(parts: &[Part], ctx: &Context<'_>) -> Result<String, String> {
+    if let [one] = parts {
+        return match read(&one.source, ctx) {
+            Some(v) => Ok(v),
+            None if one.optional => Ok(String::new()),
+            None => Err(describe(&one.source)),
+        };
+    }
     let mut out: Vec<String> = Vec::with_capacity(parts.len());
     for p in parts {
         match read(&p.source, ctx) {

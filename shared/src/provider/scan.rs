@@ -68,7 +68,6 @@ impl Lookup {
     pub fn read(&self, body: &[u8]) -> Result<Vec<Option<String>>, ScanError> {
         let mut state = State {
             values: vec![None; self.pointers.len()],
-            resolved: vec![false; self.pointers.len()],
             remaining: self.pointers.len(),
             stopped: false,
             not_object: false,
@@ -84,7 +83,7 @@ impl Lookup {
         match outcome {
             _ if state.not_object => Err(ScanError::NotObject),
             Err(_) if !state.stopped => Err(ScanError::NotJson),
-            _ => Ok(state.values),
+            _ => Ok(state.values.into_iter().map(Option::flatten).collect()),
         }
     }
 
@@ -112,8 +111,8 @@ fn segments(pointer: &str) -> Vec<String> {
 }
 
 struct State {
-    values: Vec<Option<String>>,
-    resolved: Vec<bool>,
+    /// `None` until seen; then the value, `Some(None)` when absent or not a scalar.
+    values: Vec<Option<Option<String>>>,
     remaining: usize,
     /// The scan ended early on purpose (every value found).
     stopped: bool,
@@ -123,10 +122,9 @@ struct State {
 impl State {
     fn set(&mut self, slot: Option<usize>, value: Option<String>) {
         if let Some(slot) = slot {
-            if !self.resolved[slot] {
-                self.resolved[slot] = true;
+            if self.values[slot].is_none() {
                 self.remaining -= 1;
-                self.values[slot] = value.filter(|v| !v.is_empty());
+                self.values[slot] = Some(value.filter(|v| !v.is_empty()));
             }
         }
     }

@@ -330,7 +330,7 @@ fn record(item: &Item) -> Result<EventRecord, StoreError> {
         updated_at: get_n(item, "updated_at")?.unwrap_or(0),
         lease_until: get_n(item, "lease_until")?,
         expires_at: get_n(item, "expires_at")?.unwrap_or(0),
-        payload: get_s(item, "payload").map(str::to_string),
+        payload: get_s(item, "payload").map(crate::payload::Payload::from),
         payload_omitted: matches!(item.get("payload_omitted"), Some(AttributeValue::Bool(true))),
         results: get_s(item, "results")
             .and_then(|r| serde_json::from_str(r).ok())
@@ -615,7 +615,7 @@ mod tests {
         assert_eq!(rec.state, EventState::Received);
         assert_eq!(rec.lease_until, Some(130));
         assert_eq!(rec.expires_at, 1100);
-        assert_eq!(rec.payload.as_deref(), Some(ev.payload.as_str()));
+        assert_eq!(rec.payload.as_ref().map(|p| p.as_str()), Some(ev.payload.as_str()));
         assert!(!rec.payload_omitted);
         let small = store.with_payload_budget(50);
         let rec = record(&small.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");

@@ -19,6 +19,13 @@ impl MemoryStore {
         Self::default()
     }
 
+    /// A store with room for `n` records before it grows.
+    pub fn with_capacity(n: usize) -> Self {
+        Self {
+            records: Mutex::new(HashMap::with_capacity(n)),
+        }
+    }
+
     fn records(&self) -> MutexGuard<'_, HashMap<EventKey, (u64, EventRecord)>> {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -36,7 +43,7 @@ fn new_record(event: &Event, state: EventState, attempts: u32, now: i64, lease: 
         updated_at: now,
         lease_until: lease,
         expires_at: now + ttl,
-        payload: Some(event.payload.as_str().to_string()),
+        payload: Some(event.payload.clone()),
         payload_omitted: false,
         results: serde_json::Map::new(),
     }

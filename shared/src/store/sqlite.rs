@@ -5,6 +5,7 @@
 use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
 use crate::db::{Db, DbError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
+use crate::payload::Payload;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -42,7 +43,7 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         updated_at: row.get(7)?,
         lease_until: row.get(8)?,
         expires_at: row.get(9)?,
-        payload: row.get(10)?,
+        payload: row.get::<_, Option<String>>(10)?.map(Payload::from_text),
         payload_omitted: row.get::<_, i64>(11)? != 0,
         results: serde_json::from_str(&results).unwrap_or_default(),
     })
@@ -320,6 +321,6 @@ mod tests {
         let store = SqliteStore::new(Db::open(&path, crate::db::Durability::Full).unwrap());
         let rec = store.get(&ev.key()).await.unwrap().unwrap();
         assert_eq!(rec.state, EventState::Received);
-        assert_eq!(rec.payload.as_deref(), Some(ev.payload.as_str()));
+        assert_eq!(rec.payload.as_ref().map(|p| p.as_str()), Some(ev.payload.as_str()));
     }
 }

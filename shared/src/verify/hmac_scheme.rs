@@ -5,7 +5,7 @@
 use super::{check_timestamp, parse_timestamp, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use base64::Engine;
-use hmac::{Mac, SimpleHmac};
+use hmac::{Hmac, Mac};
 use serde::Deserialize;
 
 /// The hash under the HMAC.
@@ -54,23 +54,18 @@ pub fn hmac(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
         mac.finalize().into_bytes().to_vec()
     }
     match alg {
-        Algorithm::Sha1 => run::<SimpleHmac<sha1::Sha1>>(key, parts),
-        Algorithm::Sha256 => run::<SimpleHmac<sha2::Sha256>>(key, parts),
-        Algorithm::Sha512 => run::<SimpleHmac<sha2::Sha512>>(key, parts),
+        Algorithm::Sha1 => run::<Hmac<sha1::Sha1>>(key, parts),
+        Algorithm::Sha256 => run::<Hmac<sha2::Sha256>>(key, parts),
+        Algorithm::Sha512 => run::<Hmac<sha2::Sha512>>(key, parts),
     }
 }
 
 /// True when any candidate equals the HMAC of `parts` under any secret.
 /// Each comparison is constant time (`Mac::verify_slice`).
 pub fn verify_any(alg: Algorithm, secrets: &[Secret], parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
-    fn run<M: Mac + hmac::digest::KeyInit + Clone>(
-        secrets: &[Secret],
-        parts: &[&[u8]],
-        candidates: &[Vec<u8>],
-    ) -> bool {
+    fn run<M: Mac + Clone>(keyed: impl Iterator<Item = M>, parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
         let mut ok = false;
-        for s in secrets {
-            let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(s.expose()).expect("HMAC takes any key length");
+        for mut mac in keyed {
             for p in parts {
                 mac.update(p);
             }
@@ -81,10 +76,17 @@ pub fn verify_any(alg: Algorithm, secrets: &[Secret], parts: &[&[u8]], candidate
         }
         ok
     }
+    fn keyed<M: Mac + hmac::digest::KeyInit>(secrets: &[Secret]) -> impl Iterator<Item = M> + '_ {
+        secrets.iter().map(|s| {
+            <M as hmac::digest::KeyInit>::new_from_slice(s.expose())
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"))
+        })
+    }
     match alg {
-        Algorithm::Sha1 => run::<SimpleHmac<sha1::Sha1>>(secrets, parts, candidates),
-        Algorithm::Sha256 => run::<SimpleHmac<sha2::Sha256>>(secrets, parts, candidates),
-        Algorithm::Sha512 => run::<SimpleHmac<sha2::Sha512>>(secrets, parts, candidates),
+        Algorithm::Sha1 => run(keyed::<Hmac<sha1::Sha1>>(secrets), parts, candidates),
+        // Keyed once per secret and cloned (see `Secret::hmac_sha256`).
+        Algorithm::Sha256 => run(secrets.iter().map(Secret::hmac_sha256), parts, candidates),
+        Algorithm::Sha512 => run(keyed::<Hmac<sha2::Sha512>>(secrets), parts, candidates),
     }
 }
 
@@ -138,15 +140,17 @@ impl HmacVerifier {
         Self { config, secrets }
     }
 
-    /// The signed content: the template with placeholders replaced.
-    fn content(&self, body: &[u8], timestamp: &str, id: &str) -> Vec<u8> {
+    /// The signed content, as the pieces to feed the HMAC in order: the
+    /// template's text with its placeholders replaced, borrowed, so the body
+    /// is never copied.
+    fn content<'a>(&'a self, body: &'a [u8], timestamp: &'a str, id: &'a str) -> Vec<&'a [u8]> {
         let Some(template) = &self.config.signed_content else {
-            return body.to_vec();
+            return vec![body];
         };
-        let mut out = Vec::with_capacity(body.len() + template.len() + 32);
+        let mut out: Vec<&'a [u8]> = Vec::with_capacity(8);
         let mut rest = template.as_str();
         while let Some(start) = rest.find('{') {
-            out.extend_from_slice(&rest.as_bytes()[..start]);
+            out.push(&rest.as_bytes()[..start]);
             let after = &rest[start..];
             let (value, len): (&[u8], usize) = if after.starts_with("{body}") {
                 (body, 6)
@@ -157,10 +161,10 @@ impl HmacVerifier {
             } else {
                 (b"{", 1)
             };
-            out.extend_from_slice(value);
+            out.push(value);
             rest = &after[len..];
         }
-        out.extend_from_slice(rest.as_bytes());
+        out.push(rest.as_bytes());
         out
     }
 }
@@ -183,20 +187,16 @@ impl Verifier for HmacVerifier {
             Some(h) => req.header(h).ok_or_else(|| VerifyError::Missing(h.clone()))?,
             None => "",
         };
-        let pieces: Vec<&str> = match &c.separator {
-            Some(sep) if !sep.is_empty() => raw.split(sep.as_str()).collect(),
-            _ => vec![raw],
+        let decode = |p: &str| c.encoding.decode(p.trim().strip_prefix(c.prefix.as_str())?);
+        let candidates: Vec<Vec<u8>> = match &c.separator {
+            Some(sep) if !sep.is_empty() => raw.split(sep.as_str()).filter_map(decode).collect(),
+            _ => decode(raw).into_iter().collect(),
         };
-        let candidates: Vec<Vec<u8>> = pieces
-            .iter()
-            .filter_map(|p| p.trim().strip_prefix(c.prefix.as_str()))
-            .filter_map(|p| c.encoding.decode(p))
-            .collect();
         if candidates.is_empty() {
             return Err(VerifyError::Invalid(format!("{} is malformed", c.header)));
         }
         let content = self.content(req.body, timestamp, id);
-        if verify_any(c.algorithm, &self.secrets, &[&content], &candidates) {
+        if verify_any(c.algorithm, &self.secrets, &content, &candidates) {
             Ok(())
         } else {
             Err(VerifyError::Invalid("no signature matches".into()))
@@ -208,11 +208,7 @@ impl Verifier for HmacVerifier {
         let ts = input.now.to_string();
         let content = self.content(input.body, &ts, input.id);
         let key = self.secrets.first().map(Secret::expose).unwrap_or_default();
-        let sig = format!(
-            "{}{}",
-            c.prefix,
-            c.encoding.encode(&hmac(c.algorithm, key, &[&content]))
-        );
+        let sig = format!("{}{}", c.prefix, c.encoding.encode(&hmac(c.algorithm, key, &content)));
         let mut headers = vec![(c.header.clone(), sig)];
         if let Some(h) = &c.timestamp_header {
             headers.push((h.clone(), ts));
@@ -342,6 +338,6 @@ mod tests {
             v.verify(&late.req()).expect_err("rejected").reason(),
             "timestamp_out_of_tolerance"
         );
-        assert_eq!(v.content(b"B", "T", "I"), b"v0:T:B".to_vec());
+        assert_eq!(v.content(b"B", "T", "I").concat(), b"v0:T:B".to_vec());
     }
 }
