@@ -135,7 +135,7 @@ async fn api_gateway_events_end_to_end_into_table_and_queue() {
     let form = EventKey::new("tusfacturas", "pedido-2026-0043:rechazado");
     let rec = runtime.store.get(&form).await.expect("get").expect("form record");
     assert_eq!(rec.event_type, "comprobante.rechazado");
-    assert!(rec.payload.unwrap_or_default().contains("CUIT invalido"));
+    assert!(rec.payload.unwrap_or_default().as_str().contains("CUIT invalido"));
     assert_eq!(counter.total(), 0, "ingest runs no handler");
 }
 
