@@ -221,6 +221,16 @@ pub struct Runtime {
     pub clients: Clients,
 }
 
+/// A function's cold start from its environment, with the built-in handlers
+/// only; logs how long it took under `function`'s name.
+pub async fn init(function: &str, env: &AwsEnv) -> Result<Runtime, AwsError> {
+    let started = std::time::Instant::now();
+    let sdk = sdk_config(env.endpoint_url.as_deref()).await;
+    let runtime = cold_start(env, &sdk, |_, _| {}).await?;
+    info!(function, init_ms = started.elapsed().as_millis() as u64, "initialised");
+    Ok(runtime)
+}
+
 /// The whole cold start after the SDK config: clients, warm-up, config
 /// (built-in + `WEBHOOKS_CONFIG`), secrets prefetched once, adapters and the
 /// app with `extra` handlers.

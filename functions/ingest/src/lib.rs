@@ -8,17 +8,7 @@ use axum::extract::Request;
 use axum::http::HeaderValue;
 use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
-use std::time::Instant;
-use webhooks_shared::aws::{self, AwsEnv, AwsError, Runtime};
-
-/// Cold start: SDK config, clients, first connections, config, secrets, app.
-pub async fn init(env: &AwsEnv) -> Result<Runtime, AwsError> {
-    let started = Instant::now();
-    let sdk = aws::sdk_config(env.endpoint_url.as_deref()).await;
-    let runtime = aws::cold_start(env, &sdk, |_, _| {}).await?;
-    tracing::info!(init_ms = started.elapsed().as_millis() as u64, "ingest initialised");
-    Ok(runtime)
-}
+use webhooks_shared::aws::Runtime;
 
 /// The shared router, with API Gateway's request id as `x-request-id` when
 /// the caller sent none, so every log line of a delivery carries the id that

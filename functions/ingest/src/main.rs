@@ -7,7 +7,7 @@ use webhooks_shared::aws::AwsEnv;
 async fn main() -> Result<(), lambda_http::Error> {
     lambda_http::tracing::init_default_subscriber();
     let env = AwsEnv::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let runtime = ingest::init(&env)
+    let runtime = webhooks_shared::aws::init("ingest", &env)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     lambda_http::run(ingest::router(&runtime)).await

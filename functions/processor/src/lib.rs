@@ -20,22 +20,12 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::sync::Arc;
-use std::time::Instant;
 use tracing::{error, warn};
-use webhooks_shared::aws::{self, AwsEnv, AwsError, Runtime};
+use webhooks_shared::aws::Runtime;
 use webhooks_shared::process::{Disposition, Processor};
 use webhooks_shared::queue::sqs::SqsQueue;
 use webhooks_shared::queue::Delivery;
 use webhooks_shared::queue::Queue;
-
-/// Cold start: SDK config, clients, first connections, config, secrets, app.
-pub async fn init(env: &AwsEnv) -> Result<Runtime, AwsError> {
-    let started = Instant::now();
-    let sdk = aws::sdk_config(env.endpoint_url.as_deref()).await;
-    let runtime = aws::cold_start(env, &sdk, |_, _| {}).await?;
-    tracing::info!(init_ms = started.elapsed().as_millis() as u64, "processor initialised");
-    Ok(runtime)
-}
 
 /// Runs one delivery to its disposition.
 pub type RunOne = Arc<dyn Fn(Delivery) -> BoxFuture<'static, Disposition> + Send + Sync>;

@@ -10,7 +10,7 @@ use webhooks_shared::aws::AwsEnv;
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = AwsEnv::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let runtime = processor::init(&env)
+    let runtime = webhooks_shared::aws::init("processor", &env)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let function = Function::from_runtime(&runtime);

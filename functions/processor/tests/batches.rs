@@ -43,19 +43,18 @@ async fn ingest(runtime: &webhooks_shared::aws::Runtime, files: &[&str]) {
     }
 }
 
-fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
-    r.batch_item_failures
-        .iter()
-        .map(|f| f.item_identifier.clone())
-        .collect()
-}
-
-#[tokio::test]
-async fn processes_real_messages_from_the_queue() {
-    let Some(endpoint) = endpoint("processes_real_messages_from_the_queue") else {
-        return;
-    };
-    let stack = Stack::create(&endpoint, "proc-real", 5).await;
+/// A fresh stack whose queue holds the three seed providers' sample events,
+/// received (with real receipt handles) and counted by the handlers.
+async fn three_queued(
+    endpoint: &str,
+    name: &str,
+) -> (
+    Stack,
+    Counter,
+    webhooks_shared::aws::Runtime,
+    Vec<aws_sdk_sqs::types::Message>,
+) {
+    let stack = Stack::create(endpoint, name, 5).await;
     let counter = Counter::default();
     let runtime = stack.runtime(COUNT_ALL, &counter);
     ingest(
@@ -69,6 +68,22 @@ async fn processes_real_messages_from_the_queue() {
     .await;
     let messages = stack.receive_raw(3, 180).await;
     assert_eq!(messages.len(), 3);
+    (stack, counter, runtime, messages)
+}
+
+fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    r.batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn processes_real_messages_from_the_queue() {
+    let Some(endpoint) = endpoint("processes_real_messages_from_the_queue") else {
+        return;
+    };
+    let (_stack, counter, runtime, messages) = three_queued(&endpoint, "proc-real").await;
     let handler = BatchHandler::from_runtime(&runtime);
     let response = handler.handle(sqs_event(&messages)).await;
     assert!(failures(&response).is_empty(), "{response:?}");
@@ -290,20 +305,7 @@ async fn a_panic_in_one_record_fails_only_that_record() {
     let Some(endpoint) = endpoint("a_panic_in_one_record_fails_only_that_record") else {
         return;
     };
-    let stack = Stack::create(&endpoint, "proc-panic", 5).await;
-    let counter = Counter::default();
-    let runtime = stack.runtime(COUNT_ALL, &counter);
-    ingest(
-        &runtime,
-        &[
-            "apigw-gigstack-invoice-created.json",
-            "apigw-tusfacturas-comprobante.json",
-            "apigw-piriod-invoice-created.json",
-        ],
-    )
-    .await;
-    let messages = stack.receive_raw(3, 180).await;
-    assert_eq!(messages.len(), 3);
+    let (_stack, counter, runtime, messages) = three_queued(&endpoint, "proc-panic").await;
     let processor = runtime.app.processor.clone();
     let run: RunOne = Arc::new(move |delivery: Delivery| {
         let processor = processor.clone();

@@ -412,20 +412,8 @@ impl Queue for SqsQueue {
             }
         }
         // Show them again: this was a peek.
-        for m in &peeked {
-            if let Some(receipt) = m.receipt_handle() {
-                let shown = self
-                    .client
-                    .change_message_visibility()
-                    .queue_url(&self.dlq_url)
-                    .receipt_handle(receipt)
-                    .visibility_timeout(0)
-                    .send()
-                    .await;
-                if let Err(e) = shown {
-                    warn!(error = %DisplayErrorContext(&e), "could not make a peeked DLQ message visible; it reappears after {PEEK_VISIBILITY_SECS}s");
-                }
-            }
+        for receipt in peeked.iter().filter_map(|m| m.receipt_handle()) {
+            self.show_dead_letter(receipt).await;
         }
         Ok(out)
     }
@@ -454,16 +442,26 @@ impl Queue for SqsQueue {
             }
         }
         for receipt in skipped {
-            let _ = self
-                .client
-                .change_message_visibility()
-                .queue_url(&self.dlq_url)
-                .receipt_handle(receipt)
-                .visibility_timeout(0)
-                .send()
-                .await;
+            self.show_dead_letter(&receipt).await;
         }
         Ok(moved)
+    }
+}
+
+impl SqsQueue {
+    /// Makes a DLQ message that was only looked at visible again at once.
+    async fn show_dead_letter(&self, receipt: &str) {
+        let shown = self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.dlq_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(0)
+            .send()
+            .await;
+        if let Err(e) = shown {
+            warn!(error = %DisplayErrorContext(&e), "could not make a peeked DLQ message visible; it reappears after {PEEK_VISIBILITY_SECS}s");
+        }
     }
 }
 
