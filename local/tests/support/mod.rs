@@ -278,16 +278,17 @@ impl Serve {
         let stdout_path = workdir.path(&format!("serve-{n}.out"));
         let stderr_path = workdir.path(&format!("serve-{n}.err"));
         let db = workdir.db();
-        let mut args = vec![
-            "serve",
-            "--addr",
-            "127.0.0.1:0",
+        let mut args = vec!["serve"];
+        if !extra.contains(&"--addr") {
+            args.extend(["--addr", "127.0.0.1:0"]);
+        }
+        args.extend([
             "--db",
             db.to_str().expect("utf-8"),
             "--config",
             config.to_str().expect("utf-8"),
             "--artifacts-dir",
-        ];
+        ]);
         let artifacts = workdir.path("artifacts");
         args.push(artifacts.to_str().expect("utf-8"));
         args.extend_from_slice(extra);
