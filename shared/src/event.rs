@@ -30,6 +30,11 @@ impl Event {
         EventKey::new(&self.provider, &self.id)
     }
 
+    /// The key as one string (`provider#event_id`), in one allocation.
+    pub fn pk(&self) -> String {
+        join_key(&self.provider, &self.id)
+    }
+
     /// The payload parsed as a JSON value, for handlers (`Null` when it is
     /// not JSON; the processor fails such an event before any handler runs).
     pub fn payload_value(&self) -> serde_json::Value {
@@ -98,6 +103,16 @@ impl<'de> Deserialize<'de> for Event {
     }
 }
 
+/// `provider#event_id` in one allocation, without the formatting machinery
+/// (it is built several times per event on the ingest path).
+fn join_key(provider: &str, id: &str) -> String {
+    let mut pk = String::with_capacity(provider.len() + 1 + id.len());
+    pk.push_str(provider);
+    pk.push('#');
+    pk.push_str(id);
+    pk
+}
+
 /// `provider#event_id`: the key of an event record.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct EventKey {
@@ -115,7 +130,7 @@ impl EventKey {
 
     /// The single-string form used as a primary key.
     pub fn as_string(&self) -> String {
-        format!("{}#{}", self.provider, self.id)
+        join_key(&self.provider, &self.id)
     }
 }
 

@@ -135,7 +135,7 @@ async fn sqs_queue_carries_attributes_and_parks_poison_messages() {
         .expect("queues");
     let queue = SqsQueue::new(c.sqs.clone(), &url, &dlq);
     queue
-        .send(&[webhooks_shared::store::contract::event(
+        .send(&[&webhooks_shared::store::contract::event(
             "gigstack",
             "evt_1",
             "invoice.created",
@@ -207,7 +207,7 @@ async fn sqs_queue_send_fails_when_the_queue_is_gone() {
     c.sqs.delete_queue().queue_url(&url).send().await.expect("delete");
     let queue = SqsQueue::new(c.sqs.clone(), &url, &dlq);
     let err = queue
-        .send(&[webhooks_shared::store::contract::event("p", "e", "t")])
+        .send(&[&webhooks_shared::store::contract::event("p", "e", "t")])
         .await
         .expect_err("no queue");
     assert!(

@@ -44,7 +44,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let event = record
         .to_event()
         .with_context(|| format!("event {key} has no stored payload to replay"))?;
-    queue.send(std::slice::from_ref(&event)).await?;
+    queue.send(&[&event]).await?;
     println!("replayed {key}");
     Ok(ExitCode::SUCCESS)
 }

@@ -67,7 +67,7 @@ impl ClaimThenEnqueue {
         Self { store, queue }
     }
 
-    async fn release_all(&self, events: &[Event]) {
+    async fn release_all(&self, events: &[&Event]) {
         for event in events {
             if let Err(e) = self.store.release(&event.key()).await {
                 // The claim's lease expires on its own; the retry re-claims it then.
@@ -81,7 +81,7 @@ impl ClaimThenEnqueue {
 impl Intake for ClaimThenEnqueue {
     async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError> {
         let mut outcomes = Vec::with_capacity(admission.events.len());
-        let mut to_queue: Vec<Event> = Vec::new();
+        let mut to_queue: Vec<&Event> = Vec::new();
         for (event, state) in admission.events.iter() {
             let claim = Claim {
                 event,
@@ -93,7 +93,7 @@ impl Intake for ClaimThenEnqueue {
             match self.store.claim(claim).await {
                 Ok(outcome) => {
                     if outcome == ClaimOutcome::Claimed && *state == EventState::Received {
-                        to_queue.push(event.clone());
+                        to_queue.push(event);
                     }
                     outcomes.push(outcome);
                 }
@@ -110,7 +110,7 @@ impl Intake for ClaimThenEnqueue {
             self.release_all(&to_queue).await;
             return Err(e.into());
         }
-        for event in &to_queue {
+        for event in to_queue {
             // The message is on the queue: a failure here only leaves the
             // record RECEIVED, which the processor accepts as well.
             if let Err(e) = self.store.mark_queued(&event.key(), admission.now).await {

@@ -42,7 +42,7 @@ impl Intake for SqliteIntake {
                     let outcome = claim_in(conn, event, write_state, now, lease, ttl)?;
                     if queued && outcome == ClaimOutcome::Claimed {
                         // The message refers to the record, which holds the payload.
-                        enqueue_ref_in(conn, &event.key().as_string(), now_ms)?;
+                        enqueue_ref_in(conn, &event.pk(), now_ms)?;
                     }
                     outcomes.push(outcome);
                 }

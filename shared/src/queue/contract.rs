@@ -29,7 +29,7 @@ pub async fn run_all(q: &dyn Queue) {
 
 async fn send_receive_ack(q: &dyn Queue) {
     let ev = event("qc", "m1", "a.b");
-    q.send(std::slice::from_ref(&ev)).await.expect("send");
+    q.send(&[&ev]).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     assert_eq!(d.event.id, "m1");
     assert_eq!(
@@ -49,7 +49,7 @@ async fn send_receive_ack(q: &dyn Queue) {
 }
 
 async fn visibility_and_receive_count(q: &dyn Queue) {
-    q.send(&[event("qc", "m2", "a.b")]).await.expect("send");
+    q.send(&[&event("qc", "m2", "a.b")]).await.expect("send");
     let first = receive_one(q, Duration::from_secs(1)).await.expect("message arrives");
     assert!(
         q.receive(10, Duration::from_secs(1)).await.expect("receive").is_empty(),
@@ -65,7 +65,7 @@ async fn visibility_and_receive_count(q: &dyn Queue) {
 }
 
 async fn retry_after_delays(q: &dyn Queue) {
-    q.send(&[event("qc", "m3", "a.b")]).await.expect("send");
+    q.send(&[&event("qc", "m3", "a.b")]).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     q.retry_after(&d, Duration::from_secs(1)).await.expect("retry_after");
     assert!(
@@ -84,7 +84,7 @@ async fn retry_after_delays(q: &dyn Queue) {
 }
 
 async fn dead_letter_and_redrive(q: &dyn Queue) {
-    q.send(&[event("qc", "m4", "a.b")]).await.expect("send");
+    q.send(&[&event("qc", "m4", "a.b")]).await.expect("send");
     let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
     q.dead_letter(&d, "permanent: bad data").await.expect("dead_letter");
     assert!(
@@ -118,7 +118,7 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
 
 async fn batches_over_ten(q: &dyn Queue) {
     let events: Vec<_> = (0..23).map(|i| event("qc", &format!("b{i}"), "a.b")).collect();
-    q.send(&events).await.expect("send 23");
+    q.send(&events.iter().collect::<Vec<_>>()).await.expect("send 23");
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..50 {
         for d in q.receive(10, Duration::from_secs(30)).await.expect("receive") {

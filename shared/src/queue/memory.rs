@@ -53,7 +53,7 @@ impl MemoryQueue {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn send(&self, events: &[Event]) -> Result<(), QueueError> {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
         let mut state = self.state();
         let now = Instant::now();
         for event in events {
@@ -62,7 +62,7 @@ impl Queue for MemoryQueue {
             state.1.insert(
                 id,
                 Message {
-                    event: event.clone(),
+                    event: (*event).clone(),
                     visible_at: now,
                     receive_count: 0,
                     dead: None,

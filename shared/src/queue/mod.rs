@@ -48,7 +48,9 @@ pub struct DeadLetter {
 #[async_trait]
 pub trait Queue: Send + Sync {
     /// Sends events; adapters batch as their service allows. All or error.
-    async fn send(&self, events: &[Event]) -> Result<(), QueueError>;
+    /// By reference: the caller keeps its events, and adapters that copy
+    /// them (the in-memory one) do so once.
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError>;
 
     /// Receives up to `max` visible messages, hiding each for `visibility`.
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;

@@ -50,7 +50,7 @@ fn parse_receipt(r: &str) -> Result<(i64, u32), QueueError> {
 }
 
 /// The queue messages (envelopes) of these events.
-fn envelopes(events: &[Event]) -> Result<Vec<String>, QueueError> {
+fn envelopes(events: &[&Event]) -> Result<Vec<String>, QueueError> {
     events
         .iter()
         .map(serde_json::to_string)
@@ -106,7 +106,7 @@ fn enqueue_in(conn: &rusqlite::Connection, bodies: &[String], now_ms: i64) -> ru
 
 #[async_trait]
 impl Queue for SqliteQueue {
-    async fn send(&self, events: &[Event]) -> Result<(), QueueError> {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
         let bodies = envelopes(events)?;
         let now = unix_now_ms();
         self.db.call(move |conn| enqueue_in(conn, &bodies, now)).await?;

@@ -278,7 +278,7 @@ fn receive_count(m: &Message) -> Option<&str> {
 
 #[async_trait]
 impl Queue for SqsQueue {
-    async fn send(&self, events: &[Event]) -> Result<(), QueueError> {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
         // Plan batches: at most 10 entries and 1 MiB each.
         let mut batches: Vec<Vec<SendMessageBatchRequestEntry>> = Vec::new();
         let mut current: Vec<SendMessageBatchRequestEntry> = Vec::new();
@@ -435,7 +435,7 @@ impl Queue for SqsQueue {
                     skipped.push(receipt);
                     continue;
                 };
-                self.send(std::slice::from_ref(&event)).await?;
+                self.send(&[&event]).await?;
                 self.delete(&self.dlq_url, &receipt).await?;
                 info!(provider = %event.provider, event_id = %event.id, "redriven from the DLQ");
                 moved.push(event);

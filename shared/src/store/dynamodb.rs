@@ -139,7 +139,7 @@ impl DynamoStore {
         ttl_secs: i64,
     ) -> Item {
         let mut item = Item::new();
-        item.insert("pk".into(), s(event.key().as_string()));
+        item.insert("pk".into(), s(event.pk()));
         item.insert("provider".into(), s(&event.provider));
         item.insert("event_id".into(), s(&event.id));
         item.insert("event_type".into(), s(&event.event_type));

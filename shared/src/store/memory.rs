@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 /// [`EventStore`] over a map.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    records: Mutex<HashMap<EventKey, (u64, EventRecord)>>,
+    records: Mutex<HashMap<String, (u64, EventRecord)>>,
 }
 
 impl MemoryStore {
@@ -26,7 +26,7 @@ impl MemoryStore {
         }
     }
 
-    fn records(&self) -> MutexGuard<'_, HashMap<EventKey, (u64, EventRecord)>> {
+    fn records(&self) -> MutexGuard<'_, HashMap<String, (u64, EventRecord)>> {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
@@ -52,7 +52,7 @@ fn new_record(event: &Event, state: EventState, attempts: u32, now: i64, lease: 
 #[async_trait]
 impl EventStore for MemoryStore {
     async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
-        let key = claim.event.key();
+        let key = claim.event.pk();
         let lease = (claim.state == EventState::Received).then_some(claim.now + claim.lease_secs);
         let mut records = self.records();
         let attempts = match records.get(&key) {
@@ -68,7 +68,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
-        if let Some((_, r)) = self.records().get_mut(key) {
+        if let Some((_, r)) = self.records().get_mut(&key.as_string()) {
             if r.state == EventState::Received {
                 r.state = EventState::Queued;
                 r.lease_until = None;
@@ -79,9 +79,10 @@ impl EventStore for MemoryStore {
     }
 
     async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
+        let key = key.as_string();
         let mut records = self.records();
-        if records.get(key).is_some_and(|(_, r)| r.state == EventState::Received) {
-            records.remove(key);
+        if records.get(&key).is_some_and(|(_, r)| r.state == EventState::Received) {
+            records.remove(&key);
         }
         Ok(())
     }
@@ -90,7 +91,7 @@ impl EventStore for MemoryStore {
         let mut records = self.records();
         let order = records.len() as u64;
         let (_, r) = records
-            .entry(event.key())
+            .entry(event.pk())
             .or_insert_with(|| (order, new_record(event, EventState::Queued, 0, now, None, ttl_secs)));
         match r.state {
             EventState::Done | EventState::Failed | EventState::Ignored => Ok(LeaseOutcome::Finished(r.state)),
@@ -108,7 +109,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn settle(&self, key: &EventKey, s: Settlement) -> Result<(), StoreError> {
-        if let Some((_, r)) = self.records().get_mut(key) {
+        if let Some((_, r)) = self.records().get_mut(&key.as_string()) {
             if r.state == EventState::Processing {
                 r.state = s.state;
                 r.last_error = s.error.or(r.last_error.take());
@@ -121,7 +122,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.records().get_mut(key).map(|(_, r)| {
+        Ok(self.records().get_mut(&key.as_string()).map(|(_, r)| {
             r.state = EventState::Queued;
             r.attempts = 0;
             r.lease_until = None;
@@ -131,7 +132,7 @@ impl EventStore for MemoryStore {
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.records().get(key).map(|(_, r)| r.clone()))
+        Ok(self.records().get(&key.as_string()).map(|(_, r)| r.clone()))
     }
 
     async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError> {

@@ -96,7 +96,7 @@ fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fres
         }
     };
     let written = conn.prepare_cached(sql)?.execute(params![
-        event.key().as_string(),
+        event.pk(),
         event.provider,
         event.id,
         event.event_type,
@@ -133,7 +133,7 @@ pub(crate) fn claim_in(
     if insert(conn, OnExisting::Keep, event, fresh)? {
         return Ok(ClaimOutcome::Claimed);
     }
-    Ok(match fetch_claim_state(conn, &event.key().as_string())? {
+    Ok(match fetch_claim_state(conn, &event.pk())? {
         None => {
             insert(conn, OnExisting::Replace, event, fresh)?;
             ClaimOutcome::Claimed
@@ -198,7 +198,7 @@ impl EventStore for SqliteStore {
         Ok(self
             .db
             .call(move |conn| {
-                let pk = event.key().as_string();
+                let pk = event.pk();
                 let outcome = match fetch(conn, &pk)? {
                     None => {
                         let fresh = Fresh {

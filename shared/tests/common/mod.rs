@@ -160,7 +160,7 @@ pub struct FlakyQueue {
 
 #[async_trait]
 impl Queue for FlakyQueue {
-    async fn send(&self, events: &[Event]) -> Result<(), QueueError> {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
         if self.faults.queue_down.load(Ordering::SeqCst) {
             return Err(QueueError::Unavailable("injected fault".into()));
         }
