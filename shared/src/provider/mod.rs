@@ -279,9 +279,9 @@ impl Provider {
         self.one_of(&ctx, payload.clone())
     }
 
-    fn field(&self, fields: &[Option<String>], pointer: &str) -> Option<String> {
+    fn field(&self, fields: &[Option<std::borrow::Cow<'_, str>>], pointer: &str) -> Option<String> {
         let at = self.body_pointers.iter().position(|p| p == pointer)?;
-        fields.get(at).cloned().flatten()
+        fields.get(at)?.as_deref().map(str::to_string)
     }
 
     fn one_of(&self, ctx: &Context<'_>, payload: Payload) -> Result<Extracted, PayloadError> {

@@ -11,6 +11,7 @@
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fmt;
 
 /// Why a body could not be scanned.
@@ -63,9 +64,10 @@ impl Lookup {
     }
 
     /// The value at each pointer of a JSON object body, as text: strings as
-    /// they are, numbers and booleans printed; `None` when absent, null,
-    /// empty, an object or an array. Stops reading at the last value needed.
-    pub fn read(&self, body: &[u8]) -> Result<Vec<Option<String>>, ScanError> {
+    /// they are (borrowed from the body unless they hold escapes), numbers
+    /// and booleans printed; `None` when absent, null, empty, an object or an
+    /// array. Stops reading at the last value needed.
+    pub fn read<'b>(&self, body: &'b [u8]) -> Result<Vec<Option<Cow<'b, str>>>, ScanError> {
         let mut state = State {
             values: vec![None; self.pointers.len()],
             remaining: self.pointers.len(),
@@ -88,13 +90,13 @@ impl Lookup {
     }
 
     /// The same over a parsed value (form bodies, elements of a batch).
-    pub fn read_value(&self, value: &Value) -> Vec<Option<String>> {
+    pub fn read_value<'v>(&self, value: &'v Value) -> Vec<Option<Cow<'v, str>>> {
         self.pointers
             .iter()
             .map(|p| match value.pointer(p)? {
-                Value::String(s) if !s.is_empty() => Some(s.clone()),
-                Value::Number(n) => Some(n.to_string()),
-                Value::Bool(b) => Some(b.to_string()),
+                Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                Value::Bool(b) => Some(Cow::Owned(b.to_string())),
                 _ => None,
             })
             .collect()
@@ -110,17 +112,17 @@ fn segments(pointer: &str) -> Vec<String> {
         .collect()
 }
 
-struct State {
+struct State<'b> {
     /// `None` until seen; then the value, `Some(None)` when absent or not a scalar.
-    values: Vec<Option<Option<String>>>,
+    values: Vec<Option<Option<Cow<'b, str>>>>,
     remaining: usize,
     /// The scan ended early on purpose (every value found).
     stopped: bool,
     not_object: bool,
 }
 
-impl State {
-    fn set(&mut self, slot: Option<usize>, value: Option<String>) {
+impl<'b> State<'b> {
+    fn set(&mut self, slot: Option<usize>, value: Option<Cow<'b, str>>) {
         if let Some(slot) = slot {
             if self.values[slot].is_none() {
                 self.remaining -= 1;
@@ -137,22 +139,22 @@ impl State {
 /// The marker error that ends a scan early.
 const STOP: &str = "scan complete";
 
-struct NodeSeed<'s> {
+struct NodeSeed<'s, 'b> {
     node: &'s Node,
-    state: &'s mut State,
+    state: &'s mut State<'b>,
     root: bool,
 }
 
-impl<'de> DeserializeSeed<'de> for NodeSeed<'_> {
+impl<'b> DeserializeSeed<'b> for NodeSeed<'_, 'b> {
     type Value = ();
 
-    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+    fn deserialize<D: de::Deserializer<'b>>(self, deserializer: D) -> Result<(), D::Error> {
         deserializer.deserialize_any(self)
     }
 }
 
-impl NodeSeed<'_> {
-    fn scalar<E: de::Error>(self, text: Option<String>) -> Result<(), E> {
+impl<'b> NodeSeed<'_, 'b> {
+    fn scalar<E: de::Error>(self, text: Option<Cow<'b, str>>) -> Result<(), E> {
         if self.root {
             self.state.not_object = true;
             return Err(E::custom("not an object"));
@@ -167,38 +169,42 @@ impl NodeSeed<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for NodeSeed<'_> {
+impl<'b> Visitor<'b> for NodeSeed<'_, 'b> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON value")
     }
 
+    fn visit_borrowed_str<E: de::Error>(self, v: &'b str) -> Result<(), E> {
+        self.scalar(Some(Cow::Borrowed(v)))
+    }
+
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        self.scalar(Some(v.to_string()))
+        self.scalar(Some(Cow::Owned(v.to_string())))
     }
 
     fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
-        self.scalar(Some(v.to_string()))
+        self.scalar(Some(Cow::Owned(v.to_string())))
     }
 
     fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
-        self.scalar(Some(v.to_string()))
+        self.scalar(Some(Cow::Owned(v.to_string())))
     }
 
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
-        self.scalar(serde_json::Number::from_f64(v).map(|n| n.to_string()))
+        self.scalar(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string())))
     }
 
     fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
-        self.scalar(Some(v.to_string()))
+        self.scalar(Some(Cow::Owned(v.to_string())))
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {
         self.scalar(None)
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<(), A::Error> {
+    fn visit_map<A: MapAccess<'b>>(mut self, mut map: A) -> Result<(), A::Error> {
         self.state.set(self.node.slot, None);
         if self.state.done() {
             return self.stop();
@@ -221,7 +227,7 @@ impl<'de> Visitor<'de> for NodeSeed<'_> {
         Ok(())
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'b>>(mut self, mut seq: A) -> Result<(), A::Error> {
         if self.root {
             self.state.not_object = true;
             return Err(de::Error::custom("not an object"));
@@ -288,7 +294,8 @@ mod tests {
     }
 
     fn read(pointers: &[&str], body: &str) -> Result<Vec<Option<String>>, ScanError> {
-        lookup(pointers).read(body.as_bytes())
+        let values = lookup(pointers).read(body.as_bytes())?;
+        Ok(values.into_iter().map(|v| v.map(Cow::into_owned)).collect())
     }
 
     fn some(s: &str) -> Option<String> {
@@ -386,7 +393,8 @@ mod tests {
             }
             let value = Value::Object(map);
             let l = lookup(&["/id", "/meta/kind", "/meta/tags/0"]);
-            prop_assert_eq!(l.read(value.to_string().as_bytes()), Ok(l.read_value(&value)));
+            let text = value.to_string();
+            prop_assert_eq!(l.read(text.as_bytes()), Ok(l.read_value(&value)));
         }
 
         #[test]

@@ -18,6 +18,9 @@ pub enum Algorithm {
     Sha512,
 }
 
+/// The longest MAC: HMAC-SHA512's 64 bytes.
+pub const MAX_MAC_BYTES: usize = 64;
+
 /// How the signature bytes are written in the header.
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
@@ -32,6 +35,28 @@ impl Encoding {
         match self {
             Encoding::Hex => hex::encode(bytes),
             Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(bytes),
+        }
+    }
+
+    /// Decodes a signature into `buf` (no allocation); `None` when
+    /// malformed or longer than `buf`.
+    pub fn decode_into<'b>(self, text: &str, buf: &'b mut [u8; MAX_MAC_BYTES]) -> Option<&'b [u8]> {
+        let text = text.trim();
+        match self {
+            Encoding::Hex => {
+                let n = text.len() / 2;
+                if !text.len().is_multiple_of(2) || n > buf.len() {
+                    return None;
+                }
+                hex::decode_to_slice(text, &mut buf[..n]).ok()?;
+                Some(&buf[..n])
+            }
+            Encoding::Base64 => {
+                let n = base64::engine::general_purpose::STANDARD
+                    .decode_slice(text, &mut buf[..])
+                    .ok()?;
+                Some(&buf[..n])
+            }
         }
     }
 
@@ -62,8 +87,8 @@ pub fn hmac(alg: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 
 /// True when any candidate equals the HMAC of `parts` under any secret.
 /// Each comparison is constant time (`Mac::verify_slice`).
-pub fn verify_any(alg: Algorithm, secrets: &[Secret], parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
-    fn run<M: Mac + Clone>(keyed: impl Iterator<Item = M>, parts: &[&[u8]], candidates: &[Vec<u8>]) -> bool {
+pub fn verify_any<C: AsRef<[u8]>>(alg: Algorithm, secrets: &[Secret], parts: &[&[u8]], candidates: &[C]) -> bool {
+    fn run<M: Mac + Clone, C: AsRef<[u8]>>(keyed: impl Iterator<Item = M>, parts: &[&[u8]], candidates: &[C]) -> bool {
         let mut ok = false;
         for mut mac in keyed {
             for p in parts {
@@ -71,7 +96,7 @@ pub fn verify_any(alg: Algorithm, secrets: &[Secret], parts: &[&[u8]], candidate
             }
             for c in candidates {
                 // Every pair is checked, so the time does not reveal which matched.
-                ok |= mac.clone().verify_slice(c).is_ok();
+                ok |= mac.clone().verify_slice(c.as_ref()).is_ok();
             }
         }
         ok
@@ -187,16 +212,26 @@ impl Verifier for HmacVerifier {
             Some(h) => req.header(h).ok_or_else(|| VerifyError::Missing(h.clone()))?,
             None => "",
         };
-        let decode = |p: &str| c.encoding.decode(p.trim().strip_prefix(c.prefix.as_str())?);
-        let candidates: Vec<Vec<u8>> = match &c.separator {
-            Some(sep) if !sep.is_empty() => raw.split(sep.as_str()).filter_map(decode).collect(),
-            _ => decode(raw).into_iter().collect(),
-        };
-        if candidates.is_empty() {
-            return Err(VerifyError::Invalid(format!("{} is malformed", c.header)));
-        }
         let content = self.content(req.body, timestamp, id);
-        if verify_any(c.algorithm, &self.secrets, &content, &candidates) {
+        let matched = match &c.separator {
+            Some(sep) if !sep.is_empty() => {
+                let decode = |p: &str| c.encoding.decode(p.trim().strip_prefix(c.prefix.as_str())?);
+                let candidates: Vec<Vec<u8>> = raw.split(sep.as_str()).filter_map(decode).collect();
+                (!candidates.is_empty()).then(|| verify_any(c.algorithm, &self.secrets, &content, &candidates))
+            }
+            // One signature, the common case: decoded on the stack.
+            _ => {
+                let mut buf = [0u8; MAX_MAC_BYTES];
+                raw.trim()
+                    .strip_prefix(c.prefix.as_str())
+                    .and_then(|p| c.encoding.decode_into(p, &mut buf))
+                    .map(|sig| verify_any(c.algorithm, &self.secrets, &content, &[sig]))
+            }
+        };
+        let Some(matched) = matched else {
+            return Err(VerifyError::Invalid(format!("{} is malformed", c.header)));
+        };
+        if matched {
             Ok(())
         } else {
             Err(VerifyError::Invalid("no signature matches".into()))
@@ -242,6 +277,23 @@ mod tests {
             config,
             secrets.iter().map(|s| Secret::new(s.as_bytes().to_vec())).collect(),
         )
+    }
+
+    #[test]
+    fn signatures_decode_on_the_stack_up_to_sha512() {
+        let mut buf = [0u8; MAX_MAC_BYTES];
+        let mac = [0xabu8; 64];
+        let b64 = Encoding::Base64.encode(&mac);
+        assert_eq!(Encoding::Base64.decode_into(&b64, &mut buf), Some(&mac[..]));
+        let upper = Encoding::Hex.encode(&mac).to_uppercase();
+        assert_eq!(Encoding::Hex.decode_into(&upper, &mut buf), Some(&mac[..]));
+        assert_eq!(Encoding::Hex.decode_into("abc", &mut buf), None, "odd length");
+        assert_eq!(
+            Encoding::Hex.decode_into(&"ab".repeat(65), &mut buf),
+            None,
+            "longer than any MAC"
+        );
+        assert_eq!(Encoding::Base64.decode_into("not base64!", &mut buf), None);
     }
 
     #[test]
