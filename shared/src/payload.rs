@@ -59,9 +59,10 @@ impl Payload {
         serde_json::from_str::<&RawValue>(self.as_str()).ok()
     }
 
-    /// True when the whole payload is one JSON document.
-    pub fn is_json(&self) -> bool {
-        serde_json::from_str::<IgnoredAny>(self.as_str()).is_ok()
+    /// Checks that the whole payload is one JSON document, without building
+    /// it; the error says where it stops being JSON.
+    pub fn check_json(&self) -> Result<(), serde_json::Error> {
+        serde_json::from_str::<IgnoredAny>(self.as_str()).map(|_| ())
     }
 }
 
@@ -105,11 +106,11 @@ mod tests {
     #[test]
     fn json_views() {
         let p = Payload::from(r#"{"a": [1, 2]}"#);
-        assert!(p.is_json());
+        assert!(p.check_json().is_ok());
         assert_eq!(p.json().expect("json")["a"][1], 2);
         assert_eq!(p.as_raw_json().map(RawValue::get), Some(r#"{"a": [1, 2]}"#));
         let broken = Payload::from(r#"{"id":"e1","type":"t", "rest": [1,"#);
-        assert!(!broken.is_json() && broken.as_raw_json().is_none() && broken.json().is_err());
+        assert!(broken.check_json().is_err() && broken.as_raw_json().is_none() && broken.json().is_err());
         assert_eq!(format!("{broken:?}"), "Payload(34 bytes)");
     }
 }

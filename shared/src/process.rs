@@ -131,7 +131,7 @@ impl Processor {
         };
         // Ingest read only the id and type: a signed body that is not JSON
         // past them fails here, before any handler, and for good.
-        if let Err(e) = event.payload.json() {
+        if let Err(e) = event.payload.check_json() {
             let reason = format!("payload is not valid JSON: {e}");
             error!(provider = %event.provider, event_id = %event.id, %reason, "dead-lettered");
             return self

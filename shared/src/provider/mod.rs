@@ -144,7 +144,6 @@ pub struct Provider {
     event_type: Vec<Part>,
     /// Every body field the id and type read, compiled once.
     body_fields: Lookup,
-    body_pointers: Vec<String>,
     batch_path: Option<String>,
     handlers: BTreeMap<String, Vec<String>>,
 }
@@ -191,7 +190,6 @@ impl Provider {
             event_id,
             event_type,
             body_fields: Lookup::new(&body_pointers),
-            body_pointers,
             batch_path: config.batch_path.clone(),
             handlers: config.handlers.clone(),
         })
@@ -280,7 +278,7 @@ impl Provider {
     }
 
     fn field(&self, fields: &[Option<std::borrow::Cow<'_, str>>], pointer: &str) -> Option<String> {
-        let at = self.body_pointers.iter().position(|p| p == pointer)?;
+        let at = self.body_fields.slot(pointer)?;
         fields.get(at)?.as_deref().map(str::to_string)
     }
 

@@ -63,6 +63,11 @@ impl Lookup {
         }
     }
 
+    /// The slot of `pointer` in what [`Lookup::read`] returns.
+    pub fn slot(&self, pointer: &str) -> Option<usize> {
+        self.pointers.iter().position(|p| p == pointer)
+    }
+
     /// The value at each pointer of a JSON object body, as text: strings as
     /// they are (borrowed from the body unless they hold escapes), numbers
     /// and booleans printed; `None` when absent, null, empty, an object or an
