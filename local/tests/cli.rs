@@ -15,6 +15,14 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `webhooks send PROVIDER --url <serve's URL> --file FILE EXTRA...`.
+fn send(wd: &Workdir, serve: &Serve, provider: &str, file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let url = serve.url(provider);
+    let mut args = vec!["send", provider, "--url", &url, "--file", file.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    command(wd, &args).output().expect("run")
+}
+
 #[test]
 fn serve_without_any_secret_refuses_to_start_naming_the_variables() {
     let wd = Workdir::new();
@@ -107,23 +115,13 @@ async fn send_delivers_for_every_seed_provider_and_events_show_the_result() {
         ("piriod", "piriod.payment.created.json", "application/json"),
     ];
     for (provider, file, content_type) in cases {
-        let file = samples.join(file);
-        let url = serve.url(provider);
-        let out = command(
+        let out = send(
             &wd,
-            &[
-                "send",
-                provider,
-                "--url",
-                &url,
-                "--file",
-                file.to_str().expect("utf-8"),
-                "--content-type",
-                content_type,
-            ],
-        )
-        .output()
-        .expect("run");
+            &serve,
+            provider,
+            &samples.join(file),
+            &["--content-type", content_type],
+        );
         assert!(out.status.success(), "{provider}: {} {}", stdout(&out), stderr(&out));
         assert!(stdout(&out).starts_with("200 "), "{}", stdout(&out));
         assert!(stdout(&out).contains("accepted"), "{}", stdout(&out));
@@ -238,22 +236,13 @@ async fn send_signs_for_every_verifier_scheme() {
             format!(r#"{{"id":"evt_{name}_1","type":"thing.happened"}}"#),
         )
         .expect("write");
-        let url = serve.url(name);
-        let out = command(
+        let out = send(
             &wd,
-            &[
-                "send",
-                name,
-                "--url",
-                &url,
-                "--file",
-                body_path.to_str().expect("utf-8"),
-                "--config",
-                config_path.to_str().expect("utf-8"),
-            ],
-        )
-        .output()
-        .expect("run");
+            &serve,
+            name,
+            &body_path,
+            &["--config", config_path.to_str().expect("utf-8")],
+        );
         assert!(
             out.status.success() && stdout(&out).contains("\"ignored\""),
             "{name}: {} {}",

@@ -16,20 +16,6 @@ fn bin() -> String {
     std::env::var("WEBHOOKS_TEST_INGEST_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ingest").to_string())
 }
 
-/// An overlay that leaves every seed event type with no handler, so nothing
-/// calls out of the machine whatever the built-in handlers do.
-fn no_handlers_overlay() -> String {
-    let config = webhooks_shared::config::AppConfig::builtin().expect("builtin");
-    let mut text = String::new();
-    for (name, provider) in config.enabled_providers() {
-        text.push_str(&format!("[providers.{name}.handlers]\n"));
-        for event_type in provider.handlers.keys() {
-            text.push_str(&format!("{event_type:?} = []\n"));
-        }
-    }
-    text
-}
-
 #[tokio::test]
 async fn fails_fast_naming_the_missing_variable() {
     let api = RuntimeApi::start().await;

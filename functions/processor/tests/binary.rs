@@ -17,19 +17,6 @@ fn bin() -> String {
     std::env::var("WEBHOOKS_TEST_PROCESSOR_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_processor").to_string())
 }
 
-/// Every seed event type with no handler: nothing calls out of the machine.
-fn no_handlers_overlay() -> String {
-    let config = webhooks_shared::config::AppConfig::builtin().expect("builtin");
-    let mut text = String::new();
-    for (name, provider) in config.enabled_providers() {
-        text.push_str(&format!("[providers.{name}.handlers]\n"));
-        for event_type in provider.handlers.keys() {
-            text.push_str(&format!("{event_type:?} = []\n"));
-        }
-    }
-    text
-}
-
 #[tokio::test]
 async fn fails_fast_naming_the_missing_variable() {
     let api = RuntimeApi::start().await;

@@ -501,3 +501,17 @@ impl Function {
         (out.status.code(), text)
     }
 }
+
+/// An overlay that leaves every seed event type with no handler, so nothing
+/// a function under test runs calls out of the machine.
+pub fn no_handlers_overlay() -> String {
+    let config = webhooks_shared::config::AppConfig::builtin().expect("builtin");
+    let mut text = String::new();
+    for (name, provider) in config.enabled_providers() {
+        text.push_str(&format!("[providers.{name}.handlers]\n"));
+        for event_type in provider.handlers.keys() {
+            text.push_str(&format!("{event_type:?} = []\n"));
+        }
+    }
+    text
+}
