@@ -17,10 +17,22 @@ fn stderr(out: &std::process::Output) -> String {
 
 /// `webhooks send PROVIDER --url <serve's URL> --file FILE EXTRA...`.
 fn send(wd: &Workdir, serve: &Serve, provider: &str, file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    send_with(wd, serve, provider, file, extra, &[])
+}
+
+/// [`send`] with extra environment variables (the secrets of a config's own providers).
+fn send_with(
+    wd: &Workdir,
+    serve: &Serve,
+    provider: &str,
+    file: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
     let url = serve.url(provider);
     let mut args = vec!["send", provider, "--url", &url, "--file", file.to_str().expect("utf-8")];
     args.extend_from_slice(extra);
-    command(wd, &args).output().expect("run")
+    command(wd, &args).envs(env.iter().copied()).output().expect("run")
 }
 
 #[test]
@@ -172,46 +184,51 @@ async fn send_signs_for_every_verifier_scheme() {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         probe.local_addr().expect("addr").port()
     };
+    // Secrets reach `serve` and `send` the one way a user gives them: as
+    // environment variables named by `env:` references in the config.
     let schemes = [
-        (
-            "svix",
-            r#"{ scheme = "standard_webhooks", secrets = ["literal:whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"] }"#,
-        ),
-        (
-            "stripe",
-            r#"{ scheme = "stripe", secrets = ["literal:whsec_stripe_test"] }"#,
-        ),
-        ("github", r#"{ scheme = "github", secrets = ["literal:gh-secret"] }"#),
-        (
-            "shopify",
-            r#"{ scheme = "shopify", secrets = ["literal:shop-secret"] }"#,
-        ),
-        ("slack", r#"{ scheme = "slack", secrets = ["literal:slack-secret"] }"#),
+        ("svix", r#"{ scheme = "standard_webhooks", secrets = ["env:T_SVIX"] }"#),
+        ("stripe", r#"{ scheme = "stripe", secrets = ["env:T_STRIPE"] }"#),
+        ("github", r#"{ scheme = "github", secrets = ["env:T_GITHUB"] }"#),
+        ("shopify", r#"{ scheme = "shopify", secrets = ["env:T_SHOPIFY"] }"#),
+        ("slack", r#"{ scheme = "slack", secrets = ["env:T_SLACK"] }"#),
         (
             "meta",
-            r#"{ scheme = "meta", secrets = ["literal:app-secret"], verify_tokens = ["literal:vt"] }"#,
+            r#"{ scheme = "meta", secrets = ["env:T_META"], verify_tokens = ["env:T_META_VERIFY"] }"#,
         ),
-        (
-            "mercadopago",
-            r#"{ scheme = "mercado_pago", secrets = ["literal:mp-secret"] }"#,
-        ),
-        ("twilio", r#"{ scheme = "twilio", secrets = ["literal:twilio-token"] }"#),
+        ("mercadopago", r#"{ scheme = "mercado_pago", secrets = ["env:T_MP"] }"#),
+        ("twilio", r#"{ scheme = "twilio", secrets = ["env:T_TWILIO"] }"#),
         (
             "acme",
-            r#"{ scheme = "hmac", header = "X-Acme-Signature", algorithm = "sha512", encoding = "base64", prefix = "v1=", timestamp_header = "X-Acme-Timestamp", signed_content = "{timestamp}.{body}", secrets = ["literal:acme-secret"] }"#,
+            r#"{ scheme = "hmac", header = "X-Acme-Signature", algorithm = "sha512", encoding = "base64", prefix = "v1=", timestamp_header = "X-Acme-Timestamp", signed_content = "{timestamp}.{body}", secrets = ["env:T_ACME"] }"#,
         ),
         (
             "internal",
-            r#"{ scheme = "token", name = "Authorization", prefix = "Bearer ", secrets = ["literal:tok"] }"#,
+            r#"{ scheme = "token", name = "Authorization", prefix = "Bearer ", secrets = ["env:T_INTERNAL"] }"#,
         ),
         (
             "apikey",
-            r#"{ scheme = "token", name = "key", in = "query", secrets = ["literal:k"] }"#,
+            r#"{ scheme = "token", name = "key", in = "query", secrets = ["env:T_APIKEY"] }"#,
         ),
         (
             "legacy",
-            r#"{ scheme = "basic_auth", username = "webhooks", passwords = ["literal:pw"] }"#,
+            r#"{ scheme = "basic_auth", username = "webhooks", passwords = ["env:T_LEGACY"] }"#,
         ),
+    ];
+    let secrets = [
+        ("T_SVIX", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("T_STRIPE", "whsec_stripe_test"),
+        ("T_GITHUB", "gh-secret"),
+        ("T_SHOPIFY", "shop-secret"),
+        ("T_SLACK", "slack-secret"),
+        ("T_META", "app-secret"),
+        ("T_META_VERIFY", "vt"),
+        ("T_MP", "mp-secret"),
+        ("T_TWILIO", "twilio-token"),
+        ("T_ACME", "acme-secret"),
+        ("T_INTERNAL", "tok"),
+        ("T_APIKEY", "k"),
+        ("T_LEGACY", "pw"),
     ];
     let sink = Sink::start().await;
     let wd = Workdir::new();
@@ -228,7 +245,7 @@ async fn send_signs_for_every_verifier_scheme() {
     let config_path = wd.path("schemes.toml");
     std::fs::write(&config_path, config).expect("write");
     let addr = format!("127.0.0.1:{port}");
-    let serve = Serve::start(&wd, &config_path, &["--addr", &addr]);
+    let serve = Serve::start_with(&wd, &config_path, &["--addr", &addr], &secrets);
     for (name, _) in schemes {
         let body_path = wd.path(&format!("{name}.json"));
         std::fs::write(
@@ -236,12 +253,13 @@ async fn send_signs_for_every_verifier_scheme() {
             format!(r#"{{"id":"evt_{name}_1","type":"thing.happened"}}"#),
         )
         .expect("write");
-        let out = send(
+        let out = send_with(
             &wd,
             &serve,
             name,
             &body_path,
             &["--config", config_path.to_str().expect("utf-8")],
+            &secrets,
         );
         assert!(
             out.status.success() && stdout(&out).contains("\"ignored\""),

@@ -338,7 +338,7 @@ fn is_aws_reference(s: &str) -> bool {
 
 /// Secrets fetched once at cold start. Resolves `secretsmanager:` / `ssm:`
 /// from the cache, `env:NAME` from the environment (following a variable
-/// whose value is itself an AWS reference), and `literal:`. Never logs a value.
+/// whose value is itself an AWS reference). Never logs a value.
 pub struct CachedSecrets {
     fetched: HashMap<String, Result<Secret, SecretError>>,
     env: EnvLookup,
@@ -378,7 +378,7 @@ impl CachedSecrets {
                 let got = raw
                     .get(src)
                     .cloned()
-                    .unwrap_or_else(|| Err(SecretError::BadReference(r.clone())));
+                    .unwrap_or_else(|| Err(SecretError::bad_reference(r)));
                 (r.clone(), select_key(r, got, key))
             })
             .collect();
@@ -515,7 +515,7 @@ async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretE
             .map(|v| Secret::new(v.as_bytes().to_vec()))
             .ok_or_else(|| source("has no value".into()));
     }
-    Err(SecretError::BadReference(reference.to_string()))
+    Err(SecretError::bad_reference(reference))
 }
 
 /// The service's error code (e.g. `ResourceNotFoundException`), or the
@@ -603,7 +603,7 @@ mod tests {
         assert_eq!(cache.resolve("secretsmanager:a").expect("test value").expose(), b"sa");
         assert_eq!(cache.resolve("env:IND").expect("test value").expose(), b"sa");
         assert_eq!(cache.resolve("env:PLAIN").expect("test value").expose(), b"p");
-        assert_eq!(cache.resolve("literal:l").expect("test value").expose(), b"l");
+        assert!(matches!(cache.resolve("literal:l"), Err(SecretError::BadReference(_))));
         assert!(matches!(cache.resolve("env:NOPE"), Err(SecretError::MissingEnv(_))));
         let err = cache.resolve("env:GONE").expect_err("should fail");
         assert!(err.to_string().contains("ssm:/gone"), "{err}");

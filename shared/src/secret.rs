@@ -1,5 +1,6 @@
-//! Secrets: where they come from (`env:NAME`, a literal for tests, or a name
-//! resolved by an AWS secret source) and a value type that never prints itself.
+//! Secrets: where they come from (`env:NAME`, or a name resolved by an AWS
+//! secret source) and a value type that never prints itself. A secret value
+//! is never written in a configuration file: the file holds only references.
 
 use hmac::Hmac;
 use sha2::Sha256;
@@ -65,8 +66,12 @@ impl fmt::Debug for Secret {
 pub enum SecretError {
     #[error("environment variable {0} is not set (or is empty)")]
     MissingEnv(String),
-    #[error("secret reference `{0}` is not understood: use env:NAME, literal:VALUE, secretsmanager:NAME or ssm:NAME")]
+    /// Holds [`describe_reference`]'s safe description, not the text itself:
+    /// that text may be a secret pasted where a reference belongs.
+    #[error("secret reference ({0}) is not understood: use env:NAME, secretsmanager:NAME or ssm:NAME")]
     BadReference(String),
+    #[error("no secret is configured")]
+    NoneConfigured,
     #[error("secret {name} could not be read: {reason}")]
     Source { name: String, reason: String },
 }
@@ -78,8 +83,8 @@ pub trait SecretResolver: Send + Sync {
     fn resolve(&self, reference: &str) -> Result<Secret, SecretError>;
 }
 
-/// Resolves `env:NAME` from the process environment and `literal:VALUE` as is.
-/// Anything else (AWS names) is an error here.
+/// Resolves `env:NAME` from the process environment. Anything else (AWS
+/// names) is an error here.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct EnvResolver;
 
@@ -89,8 +94,8 @@ impl SecretResolver for EnvResolver {
     }
 }
 
-/// Resolves `env:` through `lookup` and `literal:` inline; shared by every
-/// resolver so the reference grammar lives in one place.
+/// Resolves `env:` through `lookup`; shared by every resolver so the
+/// reference grammar lives in one place.
 pub fn resolve_basic(reference: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<Secret, SecretError> {
     if let Some(name) = reference.strip_prefix("env:") {
         return match lookup(name) {
@@ -98,10 +103,32 @@ pub fn resolve_basic(reference: &str, lookup: impl Fn(&str) -> Option<String>) -
             _ => Err(SecretError::MissingEnv(name.to_string())),
         };
     }
-    if let Some(value) = reference.strip_prefix("literal:") {
-        return Ok(Secret::new(value.as_bytes().to_vec()));
+    Err(SecretError::bad_reference(reference))
+}
+
+impl SecretError {
+    /// A reference that is not understood, described without its text.
+    pub fn bad_reference(reference: &str) -> Self {
+        SecretError::BadReference(describe_reference(reference))
     }
-    Err(SecretError::BadReference(reference.to_string()))
+}
+
+/// What an unreadable reference may show of itself in an error or a log
+/// line: its scheme (the text before the first `:`) when that looks like
+/// one, never the rest.
+pub fn describe_reference(reference: &str) -> String {
+    match reference.split_once(':') {
+        Some((scheme, _))
+            if !scheme.is_empty()
+                && scheme.len() <= 20
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+        {
+            format!("scheme `{scheme}:`")
+        }
+        _ => "no scheme: is a secret value written where its reference belongs?".to_string(),
+    }
 }
 
 /// A resolver over a fixed map, for tests and for the AWS resolver's cache.
@@ -144,10 +171,26 @@ mod tests {
     }
 
     #[test]
-    fn literal_and_map() {
+    fn map_resolves_env_references_only() {
         let r = MapResolver::default().with("A", "x");
         assert_eq!(r.resolve("env:A").unwrap().expose(), b"x");
-        assert_eq!(r.resolve("literal:y").unwrap().expose(), b"y");
+        assert!(matches!(r.resolve("literal:y"), Err(SecretError::BadReference(_))));
         assert!(matches!(r.resolve("zzz"), Err(SecretError::BadReference(_))));
+    }
+
+    #[test]
+    fn a_reference_that_is_not_understood_never_shows_its_text() {
+        for pasted in [
+            "whsec_S3cr3tValue",
+            "literal:S3cr3tValue",
+            "sk_live:S3cr3tValue",
+            "a b:S3cr3tValue",
+        ] {
+            let msg = resolve_basic(pasted, |_| None).unwrap_err().to_string();
+            assert!(!msg.contains("S3cr3tValue"), "{msg}");
+        }
+        let msg = resolve_basic("vault:prod/key", |_| None).unwrap_err().to_string();
+        assert!(msg.contains("scheme `vault:`"), "{msg}");
+        assert!(!msg.contains("prod/key"), "{msg}");
     }
 }

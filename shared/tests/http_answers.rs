@@ -298,7 +298,7 @@ async fn batch_delivery_becomes_one_event_per_element() {
     let h = Harness::with_overlay(
         r#"
         [providers.batcher]
-        verifier = { scheme = "token", name = "X-Token", secrets = ["literal:batch-token"] }
+        verifier = { scheme = "token", name = "X-Token", secrets = ["env:BATCH_TOKEN"] }
         batch_path = "/events"
         event_id = "body:/id"
         handlers = { "t" = ["test.effect"] }

@@ -50,9 +50,7 @@ fn optional(value: &str, resolver: &dyn SecretResolver) -> Result<Option<Secret>
     if value.is_empty() {
         return Ok(None);
     }
-    let is_reference = ["env:", "literal:", "secretsmanager:", "ssm:"]
-        .iter()
-        .any(|p| value.starts_with(p));
+    let is_reference = ["env:", "secretsmanager:", "ssm:"].iter().any(|p| value.starts_with(p));
     if !is_reference {
         return Ok(Some(Secret::new(value.as_bytes().to_vec())));
     }
