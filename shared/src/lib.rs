@@ -22,6 +22,7 @@ pub mod payload;
 pub mod process;
 pub mod provider;
 pub mod queue;
+pub mod replay;
 pub mod secret;
 pub mod store;
 pub mod time;

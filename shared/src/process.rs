@@ -243,16 +243,10 @@ impl Processor {
         backoff::delay(&self.retry, attempt.max(1), &mut rand::thread_rng())
     }
 
-    /// Lists what is in the dead-letter queue and moves it back, for replay.
+    /// Moves up to `max` dead letters back to the queue, each record reset
+    /// first ([`crate::replay::redrive_dead_letters`]); returns their keys.
     pub async fn redrive_dead_letters(&self, max: usize, now: i64) -> Result<Vec<String>, QueueError> {
-        let events = self.queue.redrive(max).await?;
-        let mut ids = Vec::with_capacity(events.len());
-        for ev in events {
-            if let Err(e) = self.store.requeue(&ev.key(), now).await {
-                warn!(event_id = %ev.id, error = %e, "could not reset record for replay");
-            }
-            ids.push(ev.key().to_string());
-        }
-        Ok(ids)
+        let moved = crate::replay::redrive_dead_letters(self.store.as_ref(), self.queue.as_ref(), max, now).await?;
+        Ok(moved.iter().map(ToString::to_string).collect())
     }
 }

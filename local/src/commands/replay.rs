@@ -1,31 +1,24 @@
-//! `webhooks replay`: put an event, or every dead-lettered one, back on the queue.
+//! `webhooks replay`: put an event, or every dead-lettered one, back on the
+//! queue (the order that makes it safe is in `webhooks_shared::replay`).
 
 use crate::cli::{DurabilityArg, ReplayArgs};
 use crate::context;
-use anyhow::Context;
 use std::process::ExitCode;
 use webhooks_shared::event::EventKey;
-use webhooks_shared::queue::Queue;
-use webhooks_shared::store::EventStore;
+use webhooks_shared::replay::{self, ReplayError, Replayed};
 use webhooks_shared::time::unix_now;
 
 pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let db = context::open_db(&args.store, DurabilityArg::Normal)?;
     let (store, queue) = context::embedded_ports(&db);
     if args.dead_letter {
-        let dead = queue.dead_letters(args.limit).await?;
-        if dead.is_empty() {
-            println!("dead-letter queue is empty");
+        let moved = replay::redrive_dead_letters(store.as_ref(), queue.as_ref(), args.limit, unix_now()).await?;
+        if moved.is_empty() {
+            println!("no dead letter to replay");
             return Ok(ExitCode::SUCCESS);
         }
-        // Reset the records first, so the worker never sees a redriven
-        // message whose record still says FAILED.
-        for d in &dead {
-            store.requeue(&d.event.key(), unix_now()).await?;
-        }
-        let moved = queue.redrive(args.limit).await?;
-        for ev in &moved {
-            println!("replayed {}", ev.key());
+        for key in &moved {
+            println!("replayed {key}");
         }
         println!(
             "{} event(s) moved from the dead-letter queue back to the queue",
@@ -37,14 +30,14 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         anyhow::bail!("give PROVIDER ID, or --dead-letter");
     };
     let key = EventKey::new(&provider, &id);
-    let Some(record) = store.requeue(&key, unix_now()).await? else {
-        eprintln!("no event {key}");
-        return Ok(ExitCode::from(1));
-    };
-    let event = record
-        .to_event()
-        .with_context(|| format!("event {key} has no stored payload to replay"))?;
-    queue.send(&[&event]).await?;
-    println!("replayed {key}");
+    match replay::replay_event(store.as_ref(), queue.as_ref(), &key, unix_now()).await {
+        Ok(Replayed::FromDeadLetters) => println!("replayed {key} (moved out of the dead-letter queue)"),
+        Ok(Replayed::Sent) => println!("replayed {key}"),
+        Err(e @ (ReplayError::Store(_) | ReplayError::Queue(_))) => return Err(e.into()),
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(1));
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }

@@ -24,6 +24,7 @@ pub async fn run_all(q: &dyn Queue) {
     visibility_and_receive_count(q).await;
     retry_after_delays(q).await;
     dead_letter_and_redrive(q).await;
+    redrive_follows_the_gate(q).await;
     batches_over_ten(q).await;
 }
 
@@ -105,7 +106,7 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].event.id, "m4");
     assert!(dead[0].reason.contains("bad data"), "reason kept: {}", dead[0].reason);
-    let moved = q.redrive(10).await.expect("redrive");
+    let moved = q.redrive(10, &super::RedriveAll).await.expect("redrive");
     assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["m4"]);
     let back = receive_one(q, Duration::from_secs(30))
         .await
@@ -113,6 +114,57 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
     assert_eq!(back.event.id, "m4");
     assert_eq!(back.receive_count, 1, "redrive starts a fresh count");
     q.ack(&back).await.expect("ack");
+    assert!(q.dead_letters(10).await.expect("dead_letters").is_empty());
+}
+
+/// Decides by event id: `keep-*` stays, `drop-*` is discarded, the rest moves.
+struct ByIdGate;
+
+#[async_trait::async_trait]
+impl super::RedriveGate for ByIdGate {
+    async fn decide(&self, event: &crate::event::Event) -> super::Redrive {
+        if event.id.starts_with("keep") {
+            super::Redrive::Keep
+        } else if event.id.starts_with("drop") {
+            super::Redrive::Discard
+        } else {
+            super::Redrive::Send
+        }
+    }
+}
+
+async fn redrive_follows_the_gate(q: &dyn Queue) {
+    for id in ["keep-g1", "drop-g2", "send-g3"] {
+        q.send(&[&event("qg", id, "a.b")]).await.expect("send");
+        let d = receive_one(q, Duration::from_secs(30)).await.expect("message arrives");
+        q.dead_letter(&d, "permanent").await.expect("dead_letter");
+    }
+    let moved = q.redrive(10, &ByIdGate).await.expect("redrive");
+    assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["send-g3"]);
+    let back = receive_one(q, Duration::from_secs(30))
+        .await
+        .expect("moved message arrives");
+    assert_eq!(back.event.id, "send-g3");
+    q.ack(&back).await.expect("ack");
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        dead = q.dead_letters(10).await.expect("dead_letters");
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let ids: Vec<&str> = dead.iter().map(|d| d.event.id.as_str()).collect();
+    assert_eq!(ids, ["keep-g1"], "kept stays parked, discarded is gone");
+    // Leave the dead letters empty for the contract's other steps.
+    struct DropAll;
+    #[async_trait::async_trait]
+    impl super::RedriveGate for DropAll {
+        async fn decide(&self, _: &crate::event::Event) -> super::Redrive {
+            super::Redrive::Discard
+        }
+    }
+    assert!(q.redrive(10, &DropAll).await.expect("redrive").is_empty());
     assert!(q.dead_letters(10).await.expect("dead_letters").is_empty());
 }
 

@@ -2,7 +2,7 @@
 //! count, delays and dead letters as the real adapters; nothing survives a
 //! restart. For benchmarks without I/O and for tests.
 
-use super::{DeadLetter, Delivery, Queue, QueueError};
+use super::{DeadLetter, Delivery, Queue, QueueError, Redrive, RedriveGate};
 use crate::event::Event;
 use async_trait::async_trait;
 use std::collections::BTreeMap;
@@ -132,15 +132,36 @@ impl Queue for MemoryQueue {
             .collect())
     }
 
-    async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError> {
-        let now = Instant::now();
-        let mut state = self.state();
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        // The gate is asynchronous: decide with the lock released.
+        let dead: Vec<(u64, Event)> = self
+            .state()
+            .1
+            .iter()
+            .filter(|(_, m)| m.dead.is_some())
+            .map(|(id, m)| (*id, m.event.clone()))
+            .collect();
         let mut moved = Vec::new();
-        for m in state.1.values_mut().filter(|m| m.dead.is_some()).take(max) {
-            m.dead = None;
-            m.receive_count = 0;
-            m.visible_at = now;
-            moved.push(m.event.clone());
+        for (id, event) in dead {
+            if moved.len() >= max {
+                break;
+            }
+            let decision = gate.decide(&event).await;
+            let mut state = self.state();
+            match decision {
+                Redrive::Send => {
+                    if let Some(m) = state.1.get_mut(&id) {
+                        m.dead = None;
+                        m.receive_count = 0;
+                        m.visible_at = Instant::now();
+                        moved.push(event);
+                    }
+                }
+                Redrive::Discard => {
+                    state.1.remove(&id);
+                }
+                Redrive::Keep => {}
+            }
         }
         Ok(moved)
     }

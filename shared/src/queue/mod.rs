@@ -52,6 +52,14 @@ pub trait Queue: Send + Sync {
     /// them (the in-memory one) do so once.
     async fn send(&self, events: &[&Event]) -> Result<(), QueueError>;
 
+    /// Whether `event` fits in one message of this queue (`TooLarge` when
+    /// not). Ingest asks before it claims anything, so a delivery that can
+    /// never be queued gets 413 at once instead of a 503 on every retry.
+    /// Queues without a practical limit (the embedded one) accept all.
+    fn fits(&self, _event: &Event) -> Result<(), QueueError> {
+        Ok(())
+    }
+
     /// Receives up to `max` visible messages, hiding each for `visibility`.
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError>;
 
@@ -67,7 +75,40 @@ pub trait Queue: Send + Sync {
     /// Lists dead-lettered messages (up to `max`).
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError>;
 
-    /// Moves dead-lettered messages back to the main queue with a fresh
-    /// receive count; returns the events moved.
-    async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError>;
+    /// Walks the dead-lettered messages and, as `gate` decides for each,
+    /// moves it back to the main queue with a fresh receive count, discards
+    /// it, or leaves it parked; stops after `max` moved. Returns the events
+    /// moved. The gate runs before a message is moved, so what it prepares
+    /// (the record reset to QUEUED) is in place before any processor can
+    /// receive the message.
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError>;
+}
+
+/// What a redrive does with one dead-lettered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redrive {
+    /// Back on the main queue.
+    Send,
+    /// Deleted: there is nothing left to do for its event.
+    Discard,
+    /// Left in the dead letters (not this one, or not now).
+    Keep,
+}
+
+/// Decides, message by message, what a redrive does.
+#[async_trait]
+pub trait RedriveGate: Send + Sync {
+    async fn decide(&self, event: &Event) -> Redrive;
+}
+
+/// Moves every dead letter back, unconditionally (for tests and tools that
+/// have no records to prepare).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RedriveAll;
+
+#[async_trait]
+impl RedriveGate for RedriveAll {
+    async fn decide(&self, _event: &Event) -> Redrive {
+        Redrive::Send
+    }
 }

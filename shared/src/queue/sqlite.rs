@@ -2,7 +2,7 @@
 //! visibility time, a receive count and a dead-letter flag, mirroring what
 //! SQS and its redrive policy do.
 
-use super::{DeadLetter, Delivery, Queue, QueueError};
+use super::{DeadLetter, Delivery, Queue, QueueError, Redrive, RedriveGate};
 use crate::db::{Db, DbError};
 use crate::event::Event;
 use crate::payload::Payload;
@@ -216,32 +216,47 @@ impl Queue for SqliteQueue {
             .collect()
     }
 
-    async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError> {
-        let now = unix_now_ms();
-        let events: Vec<Event> = self
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        let dead: Vec<(i64, Result<Event, String>)> = self
             .db
-            .call(move |conn| {
-                let rows: Vec<(i64, Result<Event, String>)> = {
-                    let mut stmt =
-                        conn.prepare_cached(&format!("{MESSAGE_SELECT} WHERE q.dead = 1 ORDER BY q.id LIMIT ?1"))?;
-                    let mapped = stmt.query_map([max as i64], |r| Ok((r.get(0)?, message_event(r)?)))?;
-                    mapped.collect::<Result<_, _>>()?
-                };
-                let mut revive = conn.prepare_cached(
-                    "UPDATE queue SET dead = 0, dead_reason = NULL, receive_count = 0, visible_at_ms = ?2 WHERE id = ?1",
-                )?;
-                let mut moved = Vec::with_capacity(rows.len());
-                // Messages that are not events stay parked, for a person to look at.
-                for (id, event) in rows {
-                    if let Ok(event) = event {
-                        revive.execute(params![id, now])?;
+            .call(|conn| {
+                let mut stmt = conn.prepare_cached(&format!("{MESSAGE_SELECT} WHERE q.dead = 1 ORDER BY q.id"))?;
+                let rows = stmt.query_map([], |r| Ok((r.get(0)?, message_event(r)?)))?;
+                rows.collect()
+            })
+            .await?;
+        let mut moved = Vec::new();
+        // Messages that are not events stay parked, for a person to look at.
+        for (id, event) in dead.into_iter().filter_map(|(id, e)| Some((id, e.ok()?))) {
+            if moved.len() >= max {
+                break;
+            }
+            match gate.decide(&event).await {
+                Redrive::Keep => {}
+                Redrive::Send => {
+                    let now = unix_now_ms();
+                    let revived = self
+                        .db
+                        .call(move |conn| {
+                            conn.execute(
+                                "UPDATE queue SET dead = 0, dead_reason = NULL, receive_count = 0, visible_at_ms = ?2
+                                 WHERE id = ?1 AND dead = 1",
+                                params![id, now],
+                            )
+                        })
+                        .await?;
+                    if revived == 1 {
                         moved.push(event);
                     }
                 }
-                Ok(moved)
-            })
-            .await?;
-        Ok(events)
+                Redrive::Discard => {
+                    self.db
+                        .call(move |conn| conn.execute("DELETE FROM queue WHERE id = ?1 AND dead = 1", [id]))
+                        .await?;
+                }
+            }
+        }
+        Ok(moved)
     }
 }
 

@@ -18,7 +18,7 @@
 //! A body that is not an event envelope can never be processed: it is sent
 //! to the DLQ with the reason and deleted, wherever it is met.
 
-use super::{DeadLetter, Delivery, Queue, QueueError};
+use super::{DeadLetter, Delivery, Queue, QueueError, Redrive, RedriveGate};
 use crate::event::Event;
 use async_trait::async_trait;
 use aws_sdk_sqs::error::DisplayErrorContext;
@@ -276,20 +276,31 @@ fn receive_count(m: &Message) -> Option<&str> {
         .map(String::as_str)
 }
 
+/// The message of one event: its envelope, its attributes and their size
+/// as SQS counts it; `TooLarge` over SQS's limit.
+fn message(event: &Event) -> Result<(String, HashMap<String, MessageAttributeValue>, usize), QueueError> {
+    let body = serde_json::to_string(event).map_err(|e| QueueError::BadMessage(e.to_string()))?;
+    let attrs = event_attributes(event);
+    let size = message_size(&body, &attrs);
+    if size > MAX_MESSAGE_BYTES {
+        return Err(QueueError::TooLarge(size));
+    }
+    Ok((body, attrs, size))
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
+    fn fits(&self, event: &Event) -> Result<(), QueueError> {
+        message(event).map(|_| ())
+    }
+
     async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
         // Plan batches: at most 10 entries and 1 MiB each.
         let mut batches: Vec<Vec<SendMessageBatchRequestEntry>> = Vec::new();
         let mut current: Vec<SendMessageBatchRequestEntry> = Vec::new();
         let mut current_bytes = 0usize;
         for (i, event) in events.iter().enumerate() {
-            let body = serde_json::to_string(event).map_err(|e| QueueError::BadMessage(e.to_string()))?;
-            let attrs = event_attributes(event);
-            let size = message_size(&body, &attrs);
-            if size > MAX_MESSAGE_BYTES {
-                return Err(QueueError::TooLarge(size));
-            }
+            let (body, attrs, size) = message(event)?;
             if current.len() == MAX_BATCH_ENTRIES || current_bytes + size > MAX_MESSAGE_BYTES {
                 batches.push(std::mem::take(&mut current));
                 current_bytes = 0;
@@ -418,30 +429,40 @@ impl Queue for SqsQueue {
         Ok(out)
     }
 
-    async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError> {
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
         let mut moved = Vec::new();
-        let mut skipped: Vec<String> = Vec::new();
+        // Received and left parked: hidden until the end, so the walk ends.
+        let mut kept: Vec<String> = Vec::new();
         while moved.len() < max {
             let got = self
-                .receive_from(&self.dlq_url, max - moved.len(), PEEK_VISIBILITY_SECS)
+                .receive_from(&self.dlq_url, MAX_BATCH_ENTRIES, PEEK_VISIBILITY_SECS)
                 .await?;
             if got.is_empty() {
                 break;
             }
             for m in got {
                 let receipt = m.receipt_handle().unwrap_or_default().to_string();
-                let Ok(event) = serde_json::from_str::<Event>(m.body().unwrap_or_default()) else {
-                    // Not an envelope: it would only come straight back. Leave it.
-                    skipped.push(receipt);
-                    continue;
+                // Not an envelope: it would only come straight back. Leave it.
+                let decision = match serde_json::from_str::<Event>(m.body().unwrap_or_default()) {
+                    Ok(event) if moved.len() < max => Some((gate.decide(&event).await, event)),
+                    _ => None,
                 };
-                self.send(&[&event]).await?;
-                self.delete(&self.dlq_url, &receipt).await?;
-                info!(provider = %event.provider, event_id = %event.id, "redriven from the DLQ");
-                moved.push(event);
+                match decision {
+                    Some((Redrive::Send, event)) => {
+                        self.send(&[&event]).await?;
+                        self.delete(&self.dlq_url, &receipt).await?;
+                        info!(provider = %event.provider, event_id = %event.id, "redriven from the DLQ");
+                        moved.push(event);
+                    }
+                    Some((Redrive::Discard, event)) => {
+                        self.delete(&self.dlq_url, &receipt).await?;
+                        info!(provider = %event.provider, event_id = %event.id, "stale dead letter discarded");
+                    }
+                    Some((Redrive::Keep, _)) | None => kept.push(receipt),
+                }
             }
         }
-        for receipt in skipped {
+        for receipt in kept {
             self.show_dead_letter(&receipt).await;
         }
         Ok(moved)

@@ -2,7 +2,7 @@
 //! it on an in-memory database; the DynamoDB tests run it against a real AWS
 //! API emulator. Each check panics with a message saying which rule broke.
 
-use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement};
+use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement};
 use crate::event::{Event, EventState};
 
 /// A sample event with a unique-enough id.
@@ -212,12 +212,18 @@ async fn ignored_records(store: &dyn EventStore, p: &str) {
 
 async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "requeue", "a.b");
-    assert!(
-        store.requeue(&ev.key(), 100).await.expect("requeue").is_none(),
+    assert_eq!(
+        store.requeue(&ev.key(), 100).await.expect("requeue"),
+        Requeue::Missing,
         "nothing to requeue"
     );
     store.claim(claim(&ev, 100)).await.expect("claim");
     store.lease(&ev, 100, 60, 1000).await.expect("lease");
+    assert_eq!(
+        store.requeue(&ev.key(), 101).await.expect("requeue"),
+        Requeue::Busy { until: 160 },
+        "a live processing lease is never reset under its holder"
+    );
     store
         .settle(
             &ev.key(),
@@ -230,10 +236,18 @@ async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
         )
         .await
         .expect("settle");
-    let rec = store.requeue(&ev.key(), 102).await.expect("requeue").expect("record");
+    let Requeue::Requeued(rec) = store.requeue(&ev.key(), 102).await.expect("requeue") else {
+        panic!("a FAILED record is requeued");
+    };
     assert_eq!(rec.state, EventState::Queued);
     assert_eq!(rec.attempts, 0);
     assert!(rec.to_event().is_some(), "a requeued record rebuilds its envelope");
+    // A processing lease that ran out (its processor died) may be reset.
+    store.lease(&ev, 103, 60, 1000).await.expect("lease");
+    assert!(matches!(
+        store.requeue(&ev.key(), 164).await.expect("requeue"),
+        Requeue::Requeued(_)
+    ));
 }
 
 async fn list_and_purge(store: &dyn EventStore, p: &str) {

@@ -24,7 +24,7 @@
 //! 400 KB limit with room for handler results; a larger one is left out and
 //! the record says `payload_omitted = true` (the queue message still carries it).
 
-use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
+use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -477,26 +477,43 @@ impl EventStore for DynamoStore {
         }
     }
 
-    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .condition_expression("attribute_exists(pk)")
+            .condition_expression("attribute_exists(pk) AND NOT (#state = :processing AND lease_until > :now)")
             .update_expression("SET #state = :queued, attempts = :zero, updated_at = :now REMOVE lease_until")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
+            .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", n(now))
             .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
-            Ok(out) => out.attributes().map(record).transpose(),
-            Err(e) if update_condition_failed(&e).is_some() => Ok(None),
-            Err(e) => Err(unavailable(e)),
-        }
+        let old = match result {
+            Ok(out) => {
+                let item = out
+                    .attributes()
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".into()))?;
+                return Ok(Requeue::Requeued(record(item)?));
+            }
+            Err(e) => match update_condition_failed(&e) {
+                Some(Some(old)) => Some(record(old)?),
+                // Emulators may leave the old item out: read it.
+                Some(None) => self.get(key).await?,
+                None => return Err(unavailable(e)),
+            },
+        };
+        Ok(match old {
+            None => Requeue::Missing,
+            Some(rec) => Requeue::Busy {
+                until: rec.lease_until.unwrap_or(now),
+            },
+        })
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {

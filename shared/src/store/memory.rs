@@ -2,7 +2,7 @@
 //! benchmarks of the pipelines without I/O, and for tests that need a store
 //! but not its durability. Passes the same contract as the real adapters.
 
-use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
+use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -121,14 +121,22 @@ impl EventStore for MemoryStore {
         Ok(())
     }
 
-    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
-        Ok(self.records().get_mut(&key.as_string()).map(|(_, r)| {
-            r.state = EventState::Queued;
-            r.attempts = 0;
-            r.lease_until = None;
-            r.updated_at = now;
-            r.clone()
-        }))
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
+        Ok(match self.records().get_mut(&key.as_string()) {
+            None => Requeue::Missing,
+            Some((_, r)) if r.state == EventState::Processing && r.lease_until.is_some_and(|t| t > now) => {
+                Requeue::Busy {
+                    until: r.lease_until.unwrap_or(now),
+                }
+            }
+            Some((_, r)) => {
+                r.state = EventState::Queued;
+                r.attempts = 0;
+                r.lease_until = None;
+                r.updated_at = now;
+                Requeue::Requeued(r.clone())
+            }
+        })
     }
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {

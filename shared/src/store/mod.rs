@@ -58,6 +58,17 @@ pub enum LeaseOutcome {
     Busy { until: i64 },
 }
 
+/// What a replay's reset found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requeue {
+    /// The record is QUEUED again, attempts at zero; as stored now.
+    Requeued(EventRecord),
+    /// There is no record under this key.
+    Missing,
+    /// A processor holds a live lease on it until this time.
+    Busy { until: i64 },
+}
+
 /// How a processing attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settlement {
@@ -104,8 +115,9 @@ pub trait EventStore: Send + Sync {
     async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError>;
 
     /// Puts a record back to QUEUED with its attempt counter reset, for a
-    /// replay. Returns the record, or `None` when there is none.
-    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError>;
+    /// replay, unless a processor holds a live lease on it (resetting it then
+    /// would let a second processor run its handlers at the same time).
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError>;
 
     async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError>;
 

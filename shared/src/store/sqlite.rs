@@ -2,7 +2,7 @@
 //! one `BEGIN IMMEDIATE` transaction, the local equivalent of a DynamoDB
 //! conditional write.
 
-use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
+use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError};
 use crate::db::{Db, DbError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
 use crate::payload::Payload;
@@ -247,16 +247,23 @@ impl EventStore for SqliteStore {
         Ok(())
     }
 
-    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
         let pk = key.as_string();
         Ok(self
             .db
             .call(move |conn| {
                 conn.execute(
-                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, updated_at = ?2 WHERE pk = ?1",
+                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, updated_at = ?2
+                     WHERE pk = ?1 AND NOT (state = 'PROCESSING' AND lease_until > ?2)",
                     params![pk, now],
                 )?;
-                fetch(conn, &pk)
+                Ok(match fetch(conn, &pk)? {
+                    None => Requeue::Missing,
+                    Some(rec) if rec.state == EventState::Processing => Requeue::Busy {
+                        until: rec.lease_until.unwrap_or(now),
+                    },
+                    Some(rec) => Requeue::Requeued(rec),
+                })
             })
             .await?)
     }

@@ -17,10 +17,12 @@ use webhooks_shared::db::Db;
 use webhooks_shared::event::{Event, EventKey, EventRecord, EventState};
 use webhooks_shared::handlers::{Handler, HandlerError};
 use webhooks_shared::queue::sqlite::SqliteQueue;
-use webhooks_shared::queue::{DeadLetter, Delivery, Queue, QueueError};
+use webhooks_shared::queue::{DeadLetter, Delivery, Queue, QueueError, RedriveGate};
 use webhooks_shared::secret::MapResolver;
 use webhooks_shared::store::sqlite::SqliteStore;
-use webhooks_shared::store::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Settlement, StoreError};
+use webhooks_shared::store::{
+    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+};
 
 pub const GIGSTACK_SECRET: &str = "test-gigstack-secret-9f8e7d";
 pub const TF_TOKEN: &str = "test-tf-token-5a4b3c";
@@ -59,6 +61,7 @@ pub fn secrets() -> MapResolver {
         .with("TF_WEBHOOK_TOKEN", TF_TOKEN)
         .with("PIRIOD_WEBHOOK_TOKEN", PIRIOD_TOKEN)
         .with("STAMPED_SECRET", "stamped-secret")
+        .with("BATCH_TOKEN", "batch-token")
 }
 
 /// A handler whose failures are scripted, counting calls and effects.
@@ -137,7 +140,7 @@ impl EventStore for FlakyStore {
         self.check()?;
         self.inner.settle(k, s).await
     }
-    async fn requeue(&self, k: &EventKey, now: i64) -> Result<Option<EventRecord>, StoreError> {
+    async fn requeue(&self, k: &EventKey, now: i64) -> Result<Requeue, StoreError> {
         self.check()?;
         self.inner.requeue(k, now).await
     }
@@ -181,8 +184,8 @@ impl Queue for FlakyQueue {
     async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
         self.inner.dead_letters(max).await
     }
-    async fn redrive(&self, max: usize) -> Result<Vec<Event>, QueueError> {
-        self.inner.redrive(max).await
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        self.inner.redrive(max, gate).await
     }
 }
 
