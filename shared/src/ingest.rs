@@ -5,8 +5,9 @@
 
 use crate::config::IngestSettings;
 use crate::event::{Event, EventState};
-use crate::intake::{Admission, Intake};
+use crate::intake::{Admission, Intake, IntakeError};
 use crate::provider::{PayloadError, Provider, Registry};
+use crate::queue::QueueError;
 use crate::store::ClaimOutcome;
 use crate::verify::{Handshake, Request, VerifyError};
 use bytes::Bytes;
@@ -214,6 +215,11 @@ impl Ingest {
         };
         let outcomes = match self.intake.admit(admission).await {
             Ok(outcomes) => outcomes,
+            Err(IntakeError::Queue(QueueError::TooLarge(size))) => {
+                // A retry cannot fit either: 413, not 503. Nothing was claimed.
+                warn!(request_id = %inbound.request_id, provider = %inbound.provider, message_bytes = size, "event too large for the queue; nothing kept");
+                return Err(IngestError::TooLarge);
+            }
             Err(e) => {
                 warn!(request_id = %inbound.request_id, provider = %inbound.provider, error = %e, "claim or enqueue failed; nothing kept");
                 return Err(IngestError::Unavailable(e.to_string()));

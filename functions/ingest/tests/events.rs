@@ -219,3 +219,43 @@ async fn table_unreachable_gives_503_and_nothing_is_queued() {
         .expect("receive");
     assert!(messages.messages().is_empty(), "nothing is queued without a claim");
 }
+
+/// A signed body under `max_body_bytes` (1 MiB) whose envelope cannot fit
+/// in one SQS message (1 MiB with its attributes) is answered 413 before
+/// any claim: a 503 would make the provider retry a delivery that can never
+/// be queued, for ever.
+#[tokio::test]
+async fn a_body_the_queue_cannot_carry_is_413_and_leaves_no_claim() {
+    let Some(endpoint) = endpoint("a_body_the_queue_cannot_carry_is_413_and_leaves_no_claim") else {
+        return;
+    };
+    let stack = Stack::create(&endpoint, "ingest-413", 5).await;
+    let runtime = stack.runtime(COUNT_ALL, &Counter::default());
+    let id = "evt_gs_big_0001";
+    let filler = "x".repeat(1024 * 1024 - 200);
+    let body = format!(r#"{{"id":"{id}","type":"invoice.created","data":{{"note":"{filler}"}}}}"#);
+    assert!(body.len() < 1024 * 1024, "under the configured limit");
+    let verifier = &runtime.app.registry.get("gigstack").expect("gigstack").verifier;
+    let signed = verifier.sign(&webhooks_shared::verify::SignInput {
+        body: body.as_bytes(),
+        now: webhooks_shared::time::unix_now(),
+        id,
+        url: "",
+    });
+    let mut event: serde_json::Value =
+        serde_json::from_str(&read_event("apigw-gigstack-invoice-created.json")).expect("json");
+    event["body"] = serde_json::Value::String(body);
+    event["isBase64Encoded"] = serde_json::Value::Bool(false);
+    for (name, value) in signed.headers {
+        event["headers"][name.to_ascii_lowercase()] = serde_json::Value::String(value);
+    }
+    let answer = invoke_http(&ingest::router(&runtime), &event.to_string()).await;
+    assert_eq!(answer.status, 413, "{answer:?}");
+    assert_eq!(answer.body, serde_json::json!({"error": "payload_too_large"}));
+    let key = EventKey::new("gigstack", id);
+    assert!(
+        runtime.store.get(&key).await.expect("get").is_none(),
+        "no claim is left"
+    );
+    assert!(stack.receive_raw(1, 30).await.is_empty(), "nothing is queued");
+}

@@ -80,6 +80,12 @@ impl ClaimThenEnqueue {
 #[async_trait]
 impl Intake for ClaimThenEnqueue {
     async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError> {
+        // Before any claim: an event the queue can never carry leaves nothing behind.
+        for (event, state) in admission.events.iter() {
+            if *state == EventState::Received {
+                self.queue.fits(event)?;
+            }
+        }
         let mut outcomes = Vec::with_capacity(admission.events.len());
         let mut to_queue: Vec<&Event> = Vec::new();
         for (event, state) in admission.events.iter() {
