@@ -18,9 +18,11 @@ const INGEST_EVENTS: &[(&str, u16, &str)] = &[
     ("apigw-gigstack-duplicate.json", 200, "duplicate"),
     ("apigw-gigstack-bad-signature.json", 401, "invalid_signature"),
     ("apigw-tusfacturas-comprobante.json", 200, "accepted"),
+    ("apigw-tusfacturas-duplicate.json", 200, "duplicate"),
     ("apigw-tusfacturas-form.json", 200, "accepted"),
     ("apigw-tusfacturas-bad-token.json", 403, "invalid_signature"),
     ("apigw-piriod-invoice-created.json", 200, "accepted"),
+    ("apigw-piriod-duplicate.json", 200, "duplicate"),
     ("apigw-piriod-bad-token.json", 401, "invalid_signature"),
     ("apigw-unknown-provider.json", 404, "unknown_provider"),
 ];

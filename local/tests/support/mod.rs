@@ -70,7 +70,8 @@ struct SinkState {
     hits: Vec<Hit>,
 }
 
-/// A local HTTP server that answers as planned and records every request.
+/// A local HTTP server that answers as planned and records every request
+/// (a path ending in `.pdf` is answered with a small PDF, as a file host would).
 #[derive(Clone)]
 pub struct Sink {
     pub addr: SocketAddr,
@@ -125,14 +126,17 @@ async fn record(
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
-) -> (StatusCode, String) {
+) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
     let mut s = state.lock().expect("sink lock");
     let status = s.plan.pop_front().unwrap_or(s.otherwise);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let answer = if s.echo_auth && status >= 400 {
+    let is_pdf = uri.path().ends_with(".pdf") && status < 300;
+    let answer = if is_pdf {
+        "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_string()
+    } else if s.echo_auth && status >= 400 {
         format!(
             "{{\"error\":\"rejected credentials {}\"}}",
             authorization.clone().unwrap_or_default()
@@ -147,8 +151,10 @@ async fn record(
         authorization,
         status,
     });
+    let content_type = if is_pdf { "application/pdf" } else { "application/json" };
     (
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        [(axum::http::header::CONTENT_TYPE, content_type)],
         answer,
     )
 }

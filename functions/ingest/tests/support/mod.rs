@@ -225,7 +225,8 @@ pub fn read_event(name: &str) -> String {
     std::fs::read_to_string(events_dir().join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"))
 }
 
-/// The top-level files of `events/` (not `events/bodies/`).
+/// The top-level files of `events/` (not `events/bodies/`: the `webhooks`
+/// command's tests send every one of those through `serve` and its handlers).
 pub fn event_files() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(events_dir())
         .expect("events/ exists")
