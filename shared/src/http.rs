@@ -6,7 +6,8 @@
 
 use crate::ingest::{Accepted, Inbound, Ingest, IngestError};
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Extension, Path, Request, State};
+use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
@@ -14,13 +15,31 @@ use axum::{Json, Router};
 use rand::Rng;
 use std::sync::Arc;
 
-/// Builds the router over an ingest pipeline.
+/// Builds the router over an ingest pipeline. Every answer, whatever the
+/// route, carries `x-request-id`: the one its log lines carry.
 pub fn router(ingest: Arc<Ingest>) -> Router {
     Router::new()
         .route("/webhooks/{provider}", any(webhook))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(ingest)
+        .layer(axum::middleware::from_fn(with_request_id))
+}
+
+/// The request id of one request, chosen once by [`with_request_id`].
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// Picks the request id, hands it to the route, and puts it on the answer.
+async fn with_request_id(mut req: Request, next: Next) -> Response {
+    let id = request_id(req.headers());
+    let header = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestId(id));
+    let mut response = next.run(req).await;
+    if let Some(v) = header {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
 }
 
 async fn healthz(State(ingest): State<Arc<Ingest>>) -> Json<serde_json::Value> {
@@ -34,13 +53,13 @@ async fn not_found() -> Response {
 /// Reads the body with the configured limit, answering 413 past it.
 async fn webhook(
     State(ingest): State<Arc<Ingest>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
     Path(provider): Path<String>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let request_id = request_id(&headers);
     let limit = ingest.settings().max_body_bytes;
     let declared = headers
         .get(axum::http::header::CONTENT_LENGTH)
@@ -62,17 +81,13 @@ async fn webhook(
                     path: uri.path().to_string(),
                     body: bytes,
                     now: crate::time::unix_now(),
-                    request_id: request_id.clone(),
+                    request_id,
                 };
                 ingest.handle(&inbound).await
             }
         }
     };
-    let mut response = answer(ingest.settings().accepted_status, outcome);
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert("x-request-id", v);
-    }
-    response
+    answer(ingest.settings().accepted_status, outcome)
 }
 
 /// Maps a pipeline outcome to the HTTP answers table.

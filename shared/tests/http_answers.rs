@@ -318,3 +318,21 @@ async fn batch_delivery_becomes_one_event_per_element() {
     assert_eq!(h.state("batcher", "b2").await, Some(EventState::Done));
     assert_eq!(h.effect.effects.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn every_answer_carries_the_request_id_the_caller_sent_or_a_new_one() {
+    use tower::ServiceExt;
+    let h = Harness::new();
+    for path in ["/healthz", "/elsewhere", "/webhooks/nosuch", "/webhooks/gigstack"] {
+        let req = Request::get(path)
+            .header("x-request-id", "req-from-caller")
+            .body(Body::empty())
+            .unwrap();
+        let resp = h.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.headers()["x-request-id"], "req-from-caller", "{path}");
+        let req = Request::get(path).body(Body::empty()).unwrap();
+        let resp = h.router.clone().oneshot(req).await.unwrap();
+        let fresh = resp.headers()["x-request-id"].to_str().unwrap();
+        assert_eq!(fresh.len(), 16, "{path}: a fresh id: {fresh}");
+    }
+}
