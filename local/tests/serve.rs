@@ -112,6 +112,38 @@ async fn a_handler_that_always_fails_is_dead_lettered_and_replay_brings_it_back(
     assert!(String::from_utf8_lossy(&again.stdout).contains("empty"));
 }
 
+/// A 4xx from the upstream is permanent: dead-lettered on the first
+/// attempt, no retry. Replaying that one event moves its dead letter back,
+/// so nothing is left parked for a later `replay --dead-letter` to run again.
+#[tokio::test]
+async fn a_permanent_failure_is_dead_lettered_at_once_and_one_replay_leaves_no_copy_parked() {
+    let sink = Sink::start().await;
+    sink.plan(&[400], 200);
+    let wd = Workdir::new();
+    let serve = Serve::start(&wd, &wd.config(&sink, 5, 100), &[]);
+    let client = reqwest::Client::new();
+    let (status, _) = post_gigstack(&client, &serve, &gigstack_body("evt_rejected_1", "invoice.created")).await;
+    assert_eq!(status, 200);
+
+    let record = wait_for_state(&wd, "gigstack", "evt_rejected_1", "FAILED", WAIT).await;
+    assert_eq!(record["attempts"], 1, "a permanent error is not retried: {record}");
+    assert!(record["last_error"].as_str().unwrap_or("").contains("400"), "{record}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.hits().len(), 1, "one call, no retry");
+
+    let replay = run(&wd, &["replay", "gigstack", "evt_rejected_1"]);
+    assert!(replay.status.success(), "{replay:?}");
+    assert!(
+        String::from_utf8_lossy(&replay.stdout).contains("moved out of the dead-letter queue"),
+        "{replay:?}"
+    );
+    wait_for_state(&wd, "gigstack", "evt_rejected_1", "DONE", WAIT).await;
+    let again = run(&wd, &["replay", "--dead-letter"]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("empty"), "{again:?}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.effects().len(), 1, "one effect in all");
+}
+
 #[tokio::test]
 async fn kill_9_between_accept_and_processing_loses_nothing_and_runs_each_once() {
     let sink = Sink::start().await;

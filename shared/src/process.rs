@@ -250,3 +250,225 @@ impl Processor {
         Ok(moved.iter().map(ToString::to_string).collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AppConfig;
+    use crate::event::Event;
+    use crate::handlers::Handler;
+    use crate::queue::memory::MemoryQueue;
+    use crate::secret::MapResolver;
+    use crate::store::contract::event;
+    use crate::store::memory::MemoryStore;
+    use crate::store::Claim;
+    use async_trait::async_trait;
+    use serde_json::Value;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// Answers from a script (then succeeds), counting calls.
+    struct Scripted {
+        script: std::sync::Mutex<Vec<HandlerError>>,
+        calls: AtomicU32,
+    }
+
+    impl Scripted {
+        fn new(script: Vec<HandlerError>) -> Arc<Self> {
+            Arc::new(Self {
+                script: std::sync::Mutex::new(script.into_iter().rev().collect()),
+                calls: AtomicU32::new(0),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl Handler for Scripted {
+        async fn handle(&self, event: &Event) -> Result<Value, HandlerError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            match self.script.lock().expect("lock").pop() {
+                Some(e) => Err(e),
+                None => Ok(serde_json::json!({"done": event.id})),
+            }
+        }
+    }
+
+    struct Fixture {
+        processor: Processor,
+        store: Arc<MemoryStore>,
+        queue: Arc<MemoryQueue>,
+    }
+
+    /// Provider `p` with token auth; type `t` runs `first` then `second`.
+    fn fixture(first: Arc<Scripted>, second: Arc<Scripted>, max_attempts: u32) -> Fixture {
+        let overlay = format!(
+            r#"
+            [retry]
+            max_attempts = {max_attempts}
+            base_delay_ms = 1000
+            max_delay_ms = 8000
+            [providers.gigstack]
+            enabled = false
+            [providers.tusfacturas]
+            enabled = false
+            [providers.piriod]
+            enabled = false
+            [providers.p]
+            verifier = {{ scheme = "token", name = "X-Token", secrets = ["env:T"] }}
+            event_id = "body:/id"
+            handlers = {{ "t" = ["first", "second"], "u" = ["missing"] }}
+            "#
+        );
+        let config = AppConfig::from_overlay(Some(("test", &overlay))).expect("config");
+        let secrets = MapResolver::default().with("T", "token");
+        let registry = Arc::new(Registry::build(&config.enabled_providers(), &secrets).expect("registry"));
+        let mut handlers = HandlerRegistry::new();
+        handlers.register("first", first).register("second", second);
+        let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
+        let processor = Processor::new(
+            registry,
+            handlers,
+            store.clone(),
+            queue.clone(),
+            config.retry.clone(),
+            &config.ingest,
+        );
+        Fixture {
+            processor,
+            store,
+            queue,
+        }
+    }
+
+    impl Fixture {
+        /// Claims and queues `ev`, then receives it.
+        async fn deliver(&self, ev: &Event) -> Delivery {
+            let claim = Claim {
+                event: ev,
+                state: EventState::Received,
+                now: 100,
+                lease_secs: 30,
+                ttl_secs: 1000,
+            };
+            self.store.claim(claim).await.expect("claim");
+            self.queue.send(&[ev]).await.expect("send");
+            self.redeliver().await
+        }
+
+        async fn redeliver(&self) -> Delivery {
+            self.queue
+                .receive(1, Duration::ZERO)
+                .await
+                .expect("receive")
+                .pop()
+                .expect("a message")
+        }
+
+        async fn record(&self, ev: &Event) -> crate::event::EventRecord {
+            self.store.get(&ev.key()).await.expect("get").expect("record")
+        }
+    }
+
+    #[tokio::test]
+    async fn success_runs_every_handler_once_and_acks() {
+        let (a, b) = (Scripted::new(vec![]), Scripted::new(vec![]));
+        let f = fixture(a.clone(), b.clone(), 3);
+        let ev = event("p", "e1", "t");
+        let d = f.deliver(&ev).await;
+        assert_eq!(f.processor.run(&d, 100).await, Disposition::Ack);
+        let rec = f.record(&ev).await;
+        assert_eq!(rec.state, EventState::Done);
+        assert_eq!(rec.results.keys().collect::<Vec<_>>(), ["first", "second"]);
+        // SQS delivers at least once: a second copy runs nothing.
+        f.queue.send(&[&ev]).await.expect("send");
+        let again = f.redeliver().await;
+        assert_eq!(f.processor.run(&again, 101).await, Disposition::Ack);
+        assert_eq!((a.calls.load(Ordering::SeqCst), b.calls.load(Ordering::SeqCst)), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_permanent_error_dead_letters_at_once_without_retrying() {
+        let first = Scripted::new(vec![HandlerError::Permanent("400 bad rfc".into())]);
+        let f = fixture(first.clone(), Scripted::new(vec![]), 5);
+        let ev = event("p", "e2", "t");
+        let d = f.deliver(&ev).await;
+        let disposition = f.processor.run(&d, 100).await;
+        assert!(
+            matches!(&disposition, Disposition::DeadLetter(r) if r.contains("400 bad rfc")),
+            "{disposition:?}"
+        );
+        let rec = f.record(&ev).await;
+        assert_eq!((rec.state, rec.attempts), (EventState::Failed, 1));
+        assert_eq!(first.calls.load(Ordering::SeqCst), 1);
+        let dead = f.queue.dead_letters(10).await.expect("dead letters");
+        assert_eq!(dead.len(), 1);
+        assert!(dead[0].reason.contains("first: permanent"), "{}", dead[0].reason);
+    }
+
+    #[tokio::test]
+    async fn a_retryable_error_backs_off_and_a_later_attempt_skips_what_succeeded() {
+        let second = Scripted::new(vec![HandlerError::Retryable("503".into())]);
+        let first = Scripted::new(vec![]);
+        let f = fixture(first.clone(), second.clone(), 3);
+        let ev = event("p", "e3", "t");
+        let d = f.deliver(&ev).await;
+        let Disposition::RetryAfter(delay) = f.processor.run(&d, 100).await else {
+            panic!("a retryable error is retried");
+        };
+        // Attempt 1: base 1000 ms, jitter in [50 %, 100 %].
+        assert!((500..=1000).contains(&(delay.as_millis() as u64)), "{delay:?}");
+        let rec = f.record(&ev).await;
+        assert_eq!(rec.state, EventState::Queued);
+        assert!(rec.last_error.as_deref().unwrap_or("").contains("second: retryable"), "{rec:?}");
+        assert!(rec.results.contains_key("first"), "the success is kept");
+        f.queue.retry_after(&d, Duration::ZERO).await.expect("visible");
+        let d = f.redeliver().await;
+        assert_eq!(f.processor.run(&d, 102).await, Disposition::Ack);
+        assert_eq!(f.record(&ev).await.state, EventState::Done);
+        assert_eq!(first.calls.load(Ordering::SeqCst), 1, "first is not repeated");
+        assert_eq!(second.calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn the_last_attempt_dead_letters_with_the_count() {
+        let failing = (0..2).map(|_| HandlerError::Retryable("timeout".into())).collect();
+        let first = Scripted::new(failing);
+        let f = fixture(first.clone(), Scripted::new(vec![]), 2);
+        let ev = event("p", "e4", "t");
+        let d = f.deliver(&ev).await;
+        assert!(matches!(f.processor.run(&d, 100).await, Disposition::RetryAfter(_)));
+        f.queue.retry_after(&d, Duration::ZERO).await.expect("visible");
+        let d = f.redeliver().await;
+        let disposition = f.processor.run(&d, 101).await;
+        assert!(
+            matches!(&disposition, Disposition::DeadLetter(r) if r.starts_with("gave up after 2 attempts")),
+            "{disposition:?}"
+        );
+        assert_eq!(f.record(&ev).await.state, EventState::Failed);
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_elsewhere_waits_for_it_and_runs_nothing() {
+        let first = Scripted::new(vec![]);
+        let f = fixture(first.clone(), Scripted::new(vec![]), 3);
+        let ev = event("p", "e5", "t");
+        let d = f.deliver(&ev).await;
+        f.store.lease(&ev, 100, 60, 1000).await.expect("another processor's lease");
+        assert_eq!(f.processor.process(&d, 110).await, Disposition::RetryAfter(Duration::from_secs(50)));
+        assert_eq!(first.calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unregistered_handler_or_a_type_without_handlers() {
+        let f = fixture(Scripted::new(vec![]), Scripted::new(vec![]), 3);
+        let ev = event("p", "e6", "u");
+        let d = f.deliver(&ev).await;
+        assert!(matches!(
+            f.processor.run(&d, 100).await,
+            Disposition::DeadLetter(r) if r.contains("handler missing is not registered")
+        ));
+        let ev = event("p", "e7", "no.handlers");
+        let d = f.deliver(&ev).await;
+        assert_eq!(f.processor.run(&d, 100).await, Disposition::Ack);
+        assert_eq!(f.record(&ev).await.state, EventState::Ignored);
+    }
+}

@@ -14,7 +14,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if args.dead_letter {
         let moved = replay::redrive_dead_letters(store.as_ref(), queue.as_ref(), args.limit, unix_now()).await?;
         if moved.is_empty() {
-            println!("no dead letter to replay");
+            println!("dead-letter queue is empty");
             return Ok(ExitCode::SUCCESS);
         }
         for key in &moved {
