@@ -115,7 +115,23 @@ async fn serves_the_event_files_under_the_lambda_runtime_api() {
     }
     warm.sort();
     let rss = peak_rss_kib(f.child.id());
-    let _ = f.child.kill().await;
+    let _ = f.child.start_kill();
+    let secret = vars.get("GIGSTACK_WEBHOOK_SECRET").cloned().expect("test secret");
+    let (_, logs) = f.finish(Duration::from_secs(10)).await;
+    // AWS_LAMBDA_LOG_FORMAT=JSON: every line is a JSON object CloudWatch can
+    // index, each delivery logged with its request id and event id, no secret.
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}")))
+        .collect();
+    let handled = lines
+        .iter()
+        .find(|l| l["fields"]["message"] == "delivery handled" && l["fields"]["request_id"] == "req-gs-0001")
+        .unwrap_or_else(|| panic!("no JSON line for the first delivery: {logs}"));
+    assert_eq!(handled["fields"]["event_id"], "evt_gs_test_0001", "{handled}");
+    assert_eq!(handled["fields"]["outcome"], "accepted", "{handled}");
+    assert!(!logs.contains(&secret), "a secret reached the log");
     let messages = stack.receive_raw(22, 30).await;
     assert!(
         messages.len() >= 10,

@@ -378,3 +378,68 @@ async fn retry_dispositions_are_batch_item_failures() {
         "the shape Lambda reads: {json}"
     );
 }
+
+/// A record whose processing crashes every time (a panic, or a timeout of
+/// the whole function) is never settled by the processor: SQS's redrive
+/// policy moves it to the DLQ after maxReceiveCount receives on its own.
+/// The operator's redrive then brings it back with its record reset, and
+/// it is processed once.
+#[tokio::test]
+async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
+    let Some(endpoint) = endpoint("a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven") else {
+        return;
+    };
+    const MAX_RECEIVES: u32 = 2;
+    let stack = Stack::create(&endpoint, "proc-crash", MAX_RECEIVES).await;
+    let counter = Counter::default();
+    let runtime = stack.runtime(COUNT_ALL, &counter);
+    ingest(&runtime, &["apigw-gigstack-invoice-created.json"]).await;
+    let key = EventKey::new("gigstack", "evt_gs_test_0001");
+    let crash: RunOne = Arc::new(|_delivery: Delivery| Box::pin(async { panic!("the function crashed") }));
+    let crashing = BatchHandler::with_runner(runtime.queue.clone(), crash);
+    let mut receives = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Receive with a 1 s visibility until SQS stops handing the message out.
+    loop {
+        assert!(Instant::now() < deadline, "the redrive policy never moved it");
+        let got = stack.receive_raw(1, 1).await;
+        if got.is_empty() {
+            if stack.dlq_messages().await.len() == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            continue;
+        }
+        receives += 1;
+        let response = crashing.handle(sqs_event(&got)).await;
+        assert_eq!(failures(&response).len(), 1, "a crashed record is a batch item failure");
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+    }
+    assert_eq!(receives, MAX_RECEIVES, "moved after maxReceiveCount receives");
+    assert_eq!(counter.runs(&key.id), 0);
+    let function = processor::Function::from_runtime(&runtime);
+    let listed = function
+        .invoke(serde_json::json!({"action": "dead_letters"}))
+        .await
+        .expect("dead letters");
+    assert_eq!(listed["dead_letters"][0]["id"], key.id.as_str(), "{listed}");
+    assert!(
+        listed["dead_letters"][0]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("redrive policy")),
+        "{listed}"
+    );
+    let moved = function
+        .invoke(serde_json::json!({"action": "redrive"}))
+        .await
+        .expect("redrive");
+    assert_eq!(moved, serde_json::json!({"redriven": [key.to_string()]}));
+    let back = stack.receive_raw(1, 180).await;
+    assert_eq!(back.len(), 1);
+    let response = BatchHandler::from_runtime(&runtime).handle(sqs_event(&back)).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    let rec = runtime.store.get(&key).await.expect("get").expect("record");
+    assert_eq!(rec.state, EventState::Done);
+    assert_eq!(counter.runs(&key.id), 1, "processed once after the redrive");
+    assert!(stack.dlq_messages().await.is_empty());
+}
