@@ -63,8 +63,11 @@ fn raw_hmac(key: &[u8], body: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
-/// The schemes benchmarked, as a provider table would configure them.
-const SCHEMES: [(&str, &str); 10] = [
+/// The schemes benchmarked, as a provider table would configure them: one
+/// entry per `VerifierConfig` variant (generic HMAC, token, basic auth,
+/// Standard Webhooks, Stripe, GitHub, Shopify, Slack, Meta, Mercado Pago,
+/// Twilio), so a scheme added there and not here is easy to spot.
+const SCHEMES: [(&str, &str); 11] = [
     (
         "gigstack_hmac",
         r#"{ scheme = "hmac", header = "X-Gigstack-Signature", secrets = ["env:S"] }"#,
@@ -87,17 +90,50 @@ const SCHEMES: [(&str, &str); 10] = [
         "token_header",
         r#"{ scheme = "token", name = "TF-WebhookToken", secrets = ["env:S"] }"#,
     ),
+    (
+        "basic_auth",
+        r#"{ scheme = "basic_auth", username = "piriod", passwords = ["env:S"] }"#,
+    ),
 ];
 
-fn verifier(config: &str) -> Box<dyn Verifier> {
+fn scheme_config(config: &str) -> VerifierConfig {
     #[derive(serde::Deserialize)]
     struct T {
         verifier: VerifierConfig,
     }
     let t: T = toml::from_str(&format!("verifier = {config}")).expect("scheme config");
     t.verifier
+}
+
+fn verifier(config: &VerifierConfig) -> Box<dyn Verifier> {
+    config
         .build(&MapResolver::default().with("S", SECRET))
         .expect("verifier builds")
+}
+
+/// The variant's name. The match has no wildcard on purpose: a scheme added
+/// to `VerifierConfig` fails to compile here until it is named, and then
+/// [`assert_every_scheme_benchmarked`] fails until it is in [`SCHEMES`].
+fn variant(config: &VerifierConfig) -> &'static str {
+    match config {
+        VerifierConfig::Hmac(_) => "hmac",
+        VerifierConfig::Token(_) => "token",
+        VerifierConfig::BasicAuth(_) => "basic_auth",
+        VerifierConfig::StandardWebhooks(_) => "standard_webhooks",
+        VerifierConfig::Stripe(_) => "stripe",
+        VerifierConfig::Github(_) => "github",
+        VerifierConfig::Shopify(_) => "shopify",
+        VerifierConfig::Slack(_) => "slack",
+        VerifierConfig::Meta(_) => "meta",
+        VerifierConfig::MercadoPago(_) => "mercado_pago",
+        VerifierConfig::Twilio(_) => "twilio",
+    }
+}
+
+/// Every variant of `VerifierConfig` appears in [`SCHEMES`].
+fn assert_every_scheme_benchmarked(configs: &[VerifierConfig]) {
+    let covered: std::collections::BTreeSet<_> = configs.iter().map(variant).collect();
+    assert_eq!(covered.len(), SCHEMES.len(), "one entry per scheme: {covered:?}");
 }
 
 /// A signed request, as owned parts.
@@ -135,6 +171,8 @@ fn signed(v: &dyn Verifier, body: &[u8]) -> SignedParts {
 }
 
 fn bench_verifiers(c: &mut Criterion) {
+    let configs: Vec<VerifierConfig> = SCHEMES.iter().map(|(_, c)| scheme_config(c)).collect();
+    assert_every_scheme_benchmarked(&configs);
     let mut group = c.benchmark_group("verify");
     for size in SIZES {
         let body = body(size, "evt_bench_1", false).into_bytes();
@@ -142,7 +180,7 @@ fn bench_verifiers(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("raw_hmac_sha256", size), &body, |b, body| {
             b.iter(|| raw_hmac(SECRET.as_bytes(), std::hint::black_box(body)))
         });
-        for (name, config) in SCHEMES {
+        for (&(name, _), config) in SCHEMES.iter().zip(&configs) {
             let v = verifier(config);
             let s = signed(v.as_ref(), &body);
             let method = Method::POST;

@@ -1,111 +1,276 @@
-//! A bounded load run that proves exactly-once end to end on the embedded
-//! default: 10,000 distinct signed deliveries plus 30 % duplicates (some sent
-//! at the same moment as their original), 1 % of events whose handler always
-//! fails, and faults injected at ingest (the claim-and-enqueue failing before
-//! it commits, and after it commits with the answer lost). Everything real
-//! but the faults: the HTTP router on 127.0.0.1, the SQLite intake with group
-//! commit, the worker loop, the built-in gigstack handler calling a local
-//! HTTP sink that counts effects.
+//! A bounded load run that proves exactly-once end to end: 10,000 signed
+//! deliveries of 7,000 distinct events (3,000 duplicates, half of them sent
+//! at the same moment as their original, half a little later), 1 % of events
+//! whose handler always fails, 1 % whose handler fails once or twice and then
+//! succeeds, and faults injected in the ports at ingest: the event store
+//! refusing some claims, the queue refusing some sends, and the queue taking
+//! some sends but losing the answer.
 //!
-//! At the end: every event whose handler can succeed had exactly one effect;
-//! every delivery answered 5xx was retried and then accepted (or found a
-//! duplicate); the dead letters are exactly the always-failing events.
+//! Everything is real but the faults: the HTTP router on 127.0.0.1, the
+//! claim-then-enqueue intake over the SQLite store and queue, the worker
+//! loop, the built-in gigstack handler calling a local HTTP sink that counts
+//! effects. The fault wrappers sit between the intake and the SQLite
+//! adapters, so each fault reaches ingest exactly as an outage of DynamoDB
+//! or SQS would.
+//!
+//! At the end: every event whose handler can succeed had exactly one effect
+//! (the transient ones included); every injected fault produced one 503, and
+//! every delivery answered 503 was retried until it got a 200; the dead
+//! letters are exactly the always-failing events; no event is lost.
 //! Prints the figures (`cargo test --test load_exactly_once -- --nocapture`).
 
 use async_trait::async_trait;
 use axum::extract::State;
+use axum::http::StatusCode;
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use webhooks_shared::app::{App, Ports};
 use webhooks_shared::artifacts::LocalDir;
 use webhooks_shared::config::AppConfig;
 use webhooks_shared::db::{Db, Durability};
-use webhooks_shared::event::EventState;
-use webhooks_shared::intake::sqlite::SqliteIntake;
-use webhooks_shared::intake::{Admission, Intake, IntakeError};
+use webhooks_shared::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_shared::intake::ClaimThenEnqueue;
 use webhooks_shared::queue::sqlite::SqliteQueue;
-use webhooks_shared::queue::Queue;
+use webhooks_shared::queue::{DeadLetter, Delivery, Queue, QueueError, RedriveGate};
 use webhooks_shared::secret::MapResolver;
 use webhooks_shared::store::sqlite::SqliteStore;
-use webhooks_shared::store::{ClaimOutcome, EventStore, ListFilter, StoreError};
+use webhooks_shared::store::{
+    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+};
 use webhooks_shared::worker::{self, WorkerSettings};
 
-const EVENTS: usize = 10_000;
-const DUPLICATE_SHARE: f64 = 0.30;
-const ALWAYS_FAILING_EVERY: usize = 100; // 1 %
+/// Deliveries sent in all, and how many of them are duplicates (30 %).
+const DELIVERIES: usize = 10_000;
+const DUPLICATES: usize = 3_000;
+const DISTINCT: usize = DELIVERIES - DUPLICATES;
+/// A later duplicate is sent together with the original this many events on,
+/// so it tends to land while its original is queued or being processed.
+const LATER_COPY_LAG: usize = 50;
+/// Handler attempts before an event is dead-lettered. Above the most failures
+/// a transient event has (2) with room to spare: when a released claim leaves
+/// two messages for one event, the busy one's receive count can run ahead of
+/// the record's attempts.
+const MAX_ATTEMPTS: u32 = 5;
+/// How often a delivery is retried before the test gives up on it.
+const MAX_TRIES: u32 = 50;
 const SECRET: &str = "load-test-secret-4e1f";
 const CONCURRENCY: usize = 32;
 
-/// An intake that fails on purpose: before the inner intake runs (nothing is
-/// written), or after it committed (the write stands, the answer is lost).
-struct FaultyIntake {
-    inner: SqliteIntake,
-    calls: AtomicU64,
-    failed_before: AtomicU64,
-    failed_after: AtomicU64,
+/// What the notification sink does with an event's handler calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Succeeds,
+    /// Refused this many times (1 or 2), then accepted.
+    FailsTransiently(u32),
+    /// Always refused: the event must end FAILED and dead-lettered.
+    FailsAlways,
 }
 
-#[async_trait]
-impl Intake for FaultyIntake {
-    async fn admit(&self, admission: Admission) -> Result<Vec<ClaimOutcome>, IntakeError> {
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        if n % 97 == 13 {
-            self.failed_before.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable("injected: store down".into()).into());
-        }
-        let outcome = self.inner.admit(admission).await;
-        if n % 89 == 7 && outcome.is_ok() {
-            self.failed_after.fetch_add(1, Ordering::SeqCst);
-            return Err(StoreError::Unavailable("injected: answer lost after commit".into()).into());
-        }
-        outcome
+/// 1 % of events always fail and 1 % fail transiently, spread evenly.
+fn fate(i: usize) -> Fate {
+    match i % 100 {
+        0 => Fate::FailsAlways,
+        50 => Fate::FailsTransiently(1 + (i / 100 % 2) as u32),
+        _ => Fate::Succeeds,
     }
-}
-
-/// The notification sink: counts successful notifications per invoice and
-/// fails every notification of the always-failing invoices.
-#[derive(Default)]
-struct Sink {
-    effects: Mutex<HashMap<String, u32>>,
-    refused: AtomicU64,
-}
-
-async fn notify(State(sink): State<Arc<Sink>>, body: String) -> axum::http::StatusCode {
-    let text = serde_json::from_str::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|v| v["text"].as_str().map(str::to_string))
-        .unwrap_or_default();
-    // "gigstack: invoice inv_evt_load_00042 created ..."
-    let Some(invoice) = text.split_whitespace().find(|w| w.starts_with("inv_")) else {
-        return axum::http::StatusCode::BAD_REQUEST;
-    };
-    if always_fails(invoice.trim_start_matches("inv_")) {
-        sink.refused.fetch_add(1, Ordering::SeqCst);
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR;
-    }
-    *sink
-        .effects
-        .lock()
-        .expect("sink")
-        .entry(invoice.to_string())
-        .or_default() += 1;
-    axum::http::StatusCode::OK
 }
 
 fn event_id(i: usize) -> String {
     format!("evt_load_{i:05}")
 }
 
-fn always_fails(id: &str) -> bool {
-    id.trim_start_matches("evt_load_")
-        .parse::<usize>()
-        .is_ok_and(|i| i % ALWAYS_FAILING_EVERY == 0)
+/// The index back from an event id or from the invoice id derived from it.
+fn event_index(id: &str) -> Option<usize> {
+    id.trim_start_matches("inv_").strip_prefix("evt_load_")?.parse().ok()
 }
+
+/// A lock that survives a panicked holder: the counts are still the counts.
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// ---- faults in the ports --------------------------------------------------
+
+/// Fails every `every`-th call counted (the first at `offset`) and keeps,
+/// per event id, how many faults hit it, so each can be matched with a 503.
+struct FaultPlan {
+    every: u64,
+    offset: u64,
+    calls: AtomicU64,
+    hits: Mutex<BTreeMap<String, u32>>,
+}
+
+impl FaultPlan {
+    fn new(every: u64, offset: u64) -> Self {
+        Self {
+            every,
+            offset,
+            calls: AtomicU64::new(0),
+            hits: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Counts a call and says whether it fails; a failing call is recorded
+    /// against the events it carried.
+    fn strikes<'a>(&self, events: impl IntoIterator<Item = &'a Event>) -> bool {
+        let hit = self.calls.fetch_add(1, Ordering::SeqCst) % self.every == self.offset;
+        if hit {
+            let mut hits = locked(&self.hits);
+            for event in events {
+                *hits.entry(event.id.clone()).or_default() += 1;
+            }
+        }
+        hit
+    }
+
+    fn total(&self) -> u32 {
+        locked(&self.hits).values().sum()
+    }
+
+    fn hits(&self) -> BTreeMap<String, u32> {
+        locked(&self.hits).clone()
+    }
+}
+
+/// The event store with some claims refused before anything is written, as
+/// a throttled or unreachable DynamoDB would. Everything else is passed on.
+struct FaultyStore {
+    inner: Arc<dyn EventStore>,
+    claims: FaultPlan,
+}
+
+#[async_trait]
+impl EventStore for FaultyStore {
+    async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
+        if self.claims.strikes([claim.event]) {
+            return Err(StoreError::Unavailable("injected: claim refused".into()));
+        }
+        self.inner.claim(claim).await
+    }
+    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
+        self.inner.mark_queued(key, now).await
+    }
+    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
+        self.inner.release(key).await
+    }
+    async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
+        self.inner.lease(event, now, lease_secs, ttl_secs).await
+    }
+    async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError> {
+        self.inner.settle(key, settlement).await
+    }
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
+        self.inner.requeue(key, now).await
+    }
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        self.inner.list(filter).await
+    }
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        self.inner.purge_expired(now).await
+    }
+}
+
+/// The queue with some sends refused before anything is sent (`before`),
+/// and some sends taken but answered with an error (`after`: SQS accepted
+/// the message and the answer timed out). The second kind leaves a message
+/// whose claim the intake releases, so the event may be queued twice: the
+/// processor's lease must still run its handler once.
+struct FaultyQueue {
+    inner: Arc<dyn Queue>,
+    before: FaultPlan,
+    after: FaultPlan,
+}
+
+#[async_trait]
+impl Queue for FaultyQueue {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
+        if self.before.strikes(events.iter().copied()) {
+            return Err(QueueError::Unavailable("injected: send refused".into()));
+        }
+        self.inner.send(events).await?;
+        if self.after.strikes(events.iter().copied()) {
+            return Err(QueueError::Unavailable("injected: sent, answer lost".into()));
+        }
+        Ok(())
+    }
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, QueueError> {
+        self.inner.receive(max, visibility).await
+    }
+    async fn ack(&self, delivery: &Delivery) -> Result<(), QueueError> {
+        self.inner.ack(delivery).await
+    }
+    async fn retry_after(&self, delivery: &Delivery, delay: Duration) -> Result<(), QueueError> {
+        self.inner.retry_after(delivery, delay).await
+    }
+    async fn dead_letter(&self, delivery: &Delivery, reason: &str) -> Result<(), QueueError> {
+        self.inner.dead_letter(delivery, reason).await
+    }
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters(max).await
+    }
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        self.inner.redrive(max, gate).await
+    }
+}
+
+// ---- the sink that counts effects ---------------------------------------
+
+#[derive(Default)]
+struct SinkCounts {
+    /// Accepted notifications, per event index: the handler's effects.
+    effects: HashMap<usize, u32>,
+    /// Refused notifications, per event index.
+    refusals: HashMap<usize, u32>,
+}
+
+/// The notification endpoint the gigstack handler posts to. It refuses
+/// (500, which the handler reports as retryable) as each event's [`Fate`]
+/// says, and counts what it accepts.
+#[derive(Default)]
+struct Sink {
+    counts: Mutex<SinkCounts>,
+}
+
+impl Sink {
+    fn answer(&self, i: usize) -> StatusCode {
+        let mut counts = locked(&self.counts);
+        let refused = counts.refusals.get(&i).copied().unwrap_or(0);
+        let refuse = match fate(i) {
+            Fate::Succeeds => false,
+            Fate::FailsTransiently(n) => refused < n,
+            Fate::FailsAlways => true,
+        };
+        if refuse {
+            *counts.refusals.entry(i).or_default() += 1;
+            StatusCode::INTERNAL_SERVER_ERROR
+        } else {
+            *counts.effects.entry(i).or_default() += 1;
+            StatusCode::OK
+        }
+    }
+}
+
+async fn notify(State(sink): State<Arc<Sink>>, body: String) -> StatusCode {
+    // {"text": "gigstack: invoice inv_evt_load_00042 created ..."}
+    let text = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["text"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    match text.split_whitespace().find_map(event_index) {
+        Some(i) => sink.answer(i),
+        None => StatusCode::BAD_REQUEST,
+    }
+}
+
+// ---- the sender -----------------------------------------------------------
 
 fn body(i: usize) -> String {
     let id = event_id(i);
@@ -117,7 +282,7 @@ fn body(i: usize) -> String {
 }
 
 fn signature(body: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("key");
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
     mac.update(body.as_bytes());
     hex::encode(mac.finalize().into_bytes())
 }
@@ -131,46 +296,128 @@ async fn serve(router: axum::Router) -> std::net::SocketAddr {
     addr
 }
 
-/// What the client saw for one delivery.
-#[derive(Default)]
+/// What the sender saw for one delivery.
+#[derive(Debug, Default)]
 struct Sent {
-    tries: u32,
-    rejected_5xx: u32,
-    in_progress_409: u32,
-    final_status: &'static str,
+    event: usize,
+    /// Every HTTP status answered, in order; 0 for no answer at all.
+    statuses: Vec<u16>,
+    /// The answer's `status` field on the final 200.
+    outcome: String,
 }
 
-/// Posts until the answer is 200, retrying 5xx and 409 as a provider does.
-async fn deliver(client: &reqwest::Client, url: &str, body: &str) -> Sent {
-    let mut sent = Sent::default();
-    let signature = signature(body);
-    loop {
-        sent.tries += 1;
-        assert!(sent.tries < 100, "a delivery was never accepted");
-        let resp = client
+impl Sent {
+    fn last(&self) -> u16 {
+        self.statuses.last().copied().unwrap_or(0)
+    }
+    fn count(&self, status: u16) -> usize {
+        self.statuses.iter().filter(|s| **s == status).count()
+    }
+    fn count_5xx(&self) -> usize {
+        self.statuses.iter().filter(|s| **s >= 500).count()
+    }
+}
+
+/// Posts event `i` until the answer is 200, retrying 5xx and 409 as a
+/// provider does; stops at anything else, or after [`MAX_TRIES`], so the
+/// assertions report it instead of a hang.
+async fn deliver(client: &reqwest::Client, url: &str, i: usize) -> Sent {
+    let body = body(i);
+    let signature = signature(&body);
+    let mut sent = Sent {
+        event: i,
+        ..Sent::default()
+    };
+    while sent.statuses.len() < MAX_TRIES as usize {
+        let answer = client
             .post(url)
             .header("x-gigstack-signature", &signature)
             .header("content-type", "application/json")
-            .body(body.to_string())
+            .body(body.clone())
             .send()
-            .await
-            .expect("the server answers");
-        match resp.status().as_u16() {
+            .await;
+        let Ok(resp) = answer else {
+            sent.statuses.push(0);
+            return sent;
+        };
+        let status = resp.status().as_u16();
+        sent.statuses.push(status);
+        match status {
             200 => {
-                let answer: serde_json::Value = resp.json().await.expect("json");
-                sent.final_status = if answer["status"] == "accepted" {
-                    "accepted"
-                } else {
-                    "duplicate"
-                };
+                let answer: serde_json::Value = resp.json().await.unwrap_or_default();
+                sent.outcome = answer["status"].as_str().unwrap_or_default().to_string();
                 return sent;
             }
-            409 => sent.in_progress_409 += 1,
-            s if s >= 500 => sent.rejected_5xx += 1,
-            other => panic!("unexpected answer {other}"),
+            409 | 500..=599 => tokio::time::sleep(Duration::from_millis(5)).await,
+            _ => return sent,
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    sent
+}
+
+/// The delivery plan: one group per distinct event, sent together. Half the
+/// duplicates ride in their original's group (concurrent copies), half in
+/// the group [`LATER_COPY_LAG`] events on (later copies).
+fn plan() -> Vec<Vec<usize>> {
+    let mut plan: Vec<Vec<usize>> = (0..DISTINCT).map(|i| vec![i]).collect();
+    for k in 0..DUPLICATES {
+        // 7919 is prime to DISTINCT: every duplicate is of a different event.
+        let i = (k * 7919) % DISTINCT;
+        let group = if k % 2 == 0 {
+            i
+        } else {
+            (i + LATER_COPY_LAG).min(DISTINCT - 1)
+        };
+        plan[group].push(i);
+    }
+    plan
+}
+
+/// Sends the plan, [`CONCURRENCY`] groups at a time.
+async fn send_all(url: &str) -> Vec<Sent> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY * 2)
+        .build()
+        .expect("client");
+    futures::stream::iter(plan())
+        .map(|group| {
+            let client = client.clone();
+            async move { futures::future::join_all(group.into_iter().map(|i| deliver(&client, url, i))).await }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .flat_map(futures::stream::iter)
+        .collect()
+        .await
+}
+
+/// The ids of the records in `state`.
+async fn ids_in(store: &dyn EventStore, state: EventState) -> BTreeSet<String> {
+    let filter = ListFilter {
+        state: Some(state),
+        provider: None,
+        limit: DISTINCT * 2,
+    };
+    match store.list(&filter).await {
+        Ok(records) => records.into_iter().map(|r| r.event_id).collect(),
+        Err(_) => BTreeSet::new(),
+    }
+}
+
+/// Waits (bounded) until every distinct event is DONE or FAILED.
+async fn settled(store: &dyn EventStore, within: Duration) -> (BTreeSet<String>, BTreeSet<String>) {
+    let deadline = Instant::now() + within;
+    loop {
+        let done = ids_in(store, EventState::Done).await;
+        let failed = ids_in(store, EventState::Failed).await;
+        if done.len() + failed.len() >= DISTINCT || Instant::now() > deadline {
+            return (done, failed);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn ids_where(pred: impl Fn(Fate) -> bool) -> BTreeSet<String> {
+    (0..DISTINCT).filter(|i| pred(fate(*i))).map(event_id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,20 +431,26 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
     )
     .await;
 
+    // The SQLite adapters, and the intake over them through the fault wrappers.
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Db::open(&dir.path().join("load.db"), Durability::Normal).expect("db");
-    let store = Arc::new(SqliteStore::new(db.clone()));
-    let queue = Arc::new(SqliteQueue::new(db.clone()));
-    let intake = Arc::new(FaultyIntake {
-        inner: SqliteIntake::new(db.clone()),
-        calls: AtomicU64::new(0),
-        failed_before: AtomicU64::new(0),
-        failed_after: AtomicU64::new(0),
+    let store: Arc<dyn EventStore> = Arc::new(SqliteStore::new(db.clone()));
+    let queue: Arc<dyn Queue> = Arc::new(SqliteQueue::new(db));
+    let faulty_store = Arc::new(FaultyStore {
+        inner: store.clone(),
+        claims: FaultPlan::new(61, 17),
     });
+    let faulty_queue = Arc::new(FaultyQueue {
+        inner: queue.clone(),
+        before: FaultPlan::new(53, 11),
+        after: FaultPlan::new(59, 29),
+    });
+    let intake = Arc::new(ClaimThenEnqueue::new(faulty_store.clone(), faulty_queue.clone()));
+
     let overlay = format!(
         r#"
         [retry]
-        max_attempts = 3
+        max_attempts = {MAX_ATTEMPTS}
         base_delay_ms = 20
         max_delay_ms = 100
         processing_lease_secs = 10
@@ -211,8 +464,8 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
         .with("GIGSTACK_WEBHOOK_SECRET", SECRET)
         .with("TF_WEBHOOK_TOKEN", "x")
         .with("PIRIOD_WEBHOOK_TOKEN", "y");
-    let ports =
-        Ports::new(store.clone(), queue.clone(), Arc::new(LocalDir::new(dir.path()))).with_intake(intake.clone());
+    // The processor works on the plain adapters: the faults are at ingest.
+    let ports = Ports::new(store.clone(), queue.clone(), Arc::new(LocalDir::new(dir.path()))).with_intake(intake);
     let app = App::build(&config, &secrets, ports, |_, _| {}).expect("app");
     let addr = serve(webhooks_shared::http::router(app.ingest.clone())).await;
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -227,118 +480,123 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
         stopped,
     ));
 
-    // Every event once, and 30 % of them again: half of those copies at the
-    // same moment as the original, half a little later.
-    let duplicates = (EVENTS as f64 * DUPLICATE_SHARE) as usize;
-    let mut plan: Vec<Vec<usize>> = (0..EVENTS).map(|i| vec![i]).collect();
-    for k in 0..duplicates {
-        let i = (k * 7919) % EVENTS;
-        if k % 2 == 0 {
-            plan[i].push(i); // concurrent copy
-        } else {
-            plan.push(vec![i]); // a later copy
-        }
-    }
-    let url = format!("http://{addr}/webhooks/gigstack");
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
-        .build()
-        .expect("client");
-    let results: Vec<Sent> = futures::stream::iter(plan)
-        .map(|copies| {
-            let (client, url) = (client.clone(), url.clone());
-            async move {
-                let sends = copies.into_iter().map(|i| {
-                    let (client, url) = (client.clone(), url.clone());
-                    async move { deliver(&client, &url, &body(i)).await }
-                });
-                futures::future::join_all(sends).await
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .flat_map(futures::stream::iter)
-        .collect()
-        .await;
+    let results = send_all(&format!("http://{addr}/webhooks/gigstack")).await;
     let sending = started.elapsed();
-
-    // Wait for every event to be finished (DONE, or FAILED for the failing ones).
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let (done, failed) = loop {
-        let count = |state| {
-            let store = store.clone();
-            async move {
-                store
-                    .list(&ListFilter {
-                        state: Some(state),
-                        provider: None,
-                        limit: EVENTS * 2,
-                    })
-                    .await
-                    .expect("list")
-                    .len()
-            }
-        };
-        let (done, failed) = (count(EventState::Done).await, count(EventState::Failed).await);
-        if done + failed >= EVENTS || Instant::now() > deadline {
-            break (done, failed);
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    // Let any stray second attempt arrive before counting effects.
+    let (done, failed) = settled(store.as_ref(), Duration::from_secs(40)).await;
+    // Let a stray second message (from a lost send answer) be seen and
+    // skipped before the effects are counted.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let _ = stop.send(true);
     let _ = worker.await;
 
-    let accepted = results.iter().filter(|r| r.final_status == "accepted").count();
-    let answered_duplicate = results.iter().filter(|r| r.final_status == "duplicate").count();
-    let rejected: u32 = results.iter().map(|r| r.rejected_5xx).sum();
-    let in_progress: u32 = results.iter().map(|r| r.in_progress_409).sum();
-    let retried = results.iter().filter(|r| r.tries > 1).count();
-    let effects = sink.effects.lock().expect("sink").clone();
-    let dead = queue.dead_letters(EVENTS).await.expect("dead letters");
-    let failing: HashSet<String> = (0..EVENTS).map(event_id).filter(|id| always_fails(id)).collect();
-
-    println!(
-        "load run: {} deliveries of {EVENTS} events in {sending:.1?}",
-        results.len()
-    );
-    println!("  accepted {accepted}, answered duplicate {answered_duplicate}, retried {retried}");
-    println!(
-        "  5xx answers {rejected} (injected: {} before commit, {} after commit), 409 answers {in_progress}",
-        intake.failed_before.load(Ordering::SeqCst),
-        intake.failed_after.load(Ordering::SeqCst)
-    );
-    println!(
-        "  events DONE {done}, FAILED {failed}; effects {} on {} invoices; refused by the sink {}; dead letters {}",
-        effects.values().sum::<u32>(),
-        effects.len(),
-        sink.refused.load(Ordering::SeqCst),
-        dead.len()
-    );
-    println!("  total {:.1?}", started.elapsed());
-
-    assert_eq!(
-        results.len(),
-        EVENTS + duplicates,
-        "every delivery was answered 200 in the end"
-    );
-    assert!(rejected > 0, "faults were injected and answered 5xx");
-    assert_eq!(accepted + answered_duplicate, results.len());
-    assert!(accepted <= EVENTS, "no event is accepted twice");
-    for i in 0..EVENTS {
-        let id = event_id(i);
-        let n = effects.get(&format!("inv_{id}")).copied().unwrap_or(0);
-        if failing.contains(&id) {
-            assert_eq!(n, 0, "{id} always fails, so it has no effect");
-        } else {
-            assert_eq!(n, 1, "{id} has exactly one effect");
+    // ---- figures ----
+    let dead: Vec<String> = match queue.dead_letters(DISTINCT).await {
+        Ok(d) => d.into_iter().map(|d| d.event.id).collect(),
+        Err(e) => panic!("dead letters: {e}"),
+    };
+    let (effects, refusals) = {
+        let counts = locked(&sink.counts);
+        (counts.effects.clone(), counts.refusals.clone())
+    };
+    let mut fault_hits = faulty_store.claims.hits();
+    for (id, n) in faulty_queue.before.hits().into_iter().chain(faulty_queue.after.hits()) {
+        *fault_hits.entry(id).or_default() += n;
+    }
+    let injected: u32 = fault_hits.values().sum();
+    let mut answers_503: BTreeMap<String, u32> = BTreeMap::new();
+    for r in &results {
+        let n = r.count(503) as u32;
+        if n > 0 {
+            *answers_503.entry(event_id(r.event)).or_default() += n;
         }
     }
-    assert_eq!((done, failed), (EVENTS - failing.len(), failing.len()));
-    let dead_ids: HashSet<String> = dead.iter().map(|d| d.event.id.clone()).collect();
-    assert_eq!(
-        dead_ids, failing,
-        "the dead letters are exactly the always-failing events"
+    let total_5xx: usize = results.iter().map(Sent::count_5xx).sum();
+    let total_503: u32 = answers_503.values().sum();
+    let total_409: usize = results.iter().map(|r| r.count(409)).sum();
+    let answered = |outcome: &str| results.iter().filter(|r| r.outcome == outcome).count();
+    let rejected: Vec<&Sent> = results.iter().filter(|r| r.count_5xx() > 0).collect();
+    let always = ids_where(|f| f == Fate::FailsAlways);
+    let transient = ids_where(|f| matches!(f, Fate::FailsTransiently(_)));
+
+    println!("load run (exactly once):");
+    println!(
+        "  deliveries   {} ({DISTINCT} distinct, {DUPLICATES} duplicates, half concurrent)",
+        results.len()
     );
-    assert_eq!(dead.len(), failing.len(), "each dead-lettered once");
+    println!(
+        "  answers      accepted {}, duplicate {}, 409 in flight {total_409}",
+        answered("accepted"),
+        answered("duplicate")
+    );
+    println!(
+        "  503s         {total_503} on {} deliveries, each retried to a 200",
+        rejected.len()
+    );
+    println!(
+        "  faults       {injected} injected: {} claims refused, {} sends refused, {} send answers lost",
+        faulty_store.claims.total(),
+        faulty_queue.before.total(),
+        faulty_queue.after.total()
+    );
+    println!(
+        "  effects      {} on {} events ({} transient events recovered after {} refusals)",
+        effects.values().sum::<u32>(),
+        effects.len(),
+        transient.len(),
+        transient
+            .iter()
+            .filter_map(|id| event_index(id))
+            .map(|i| refusals.get(&i).copied().unwrap_or(0))
+            .sum::<u32>()
+    );
+    println!(
+        "  records      DONE {}, FAILED {}; dead letters {} (always failing {})",
+        done.len(),
+        failed.len(),
+        dead.len(),
+        always.len()
+    );
+    println!("  elapsed      sending {sending:.1?}, total {:.1?}", started.elapsed());
+
+    // ---- every delivery was answered, every fault was a 503 and was retried ----
+    assert_eq!(results.len(), DELIVERIES, "every planned delivery was sent");
+    for r in &results {
+        assert_eq!(r.last(), 200, "{} ended {:?}", event_id(r.event), r.statuses);
+    }
+    assert!(
+        faulty_store.claims.total() > 0 && faulty_queue.before.total() > 0 && faulty_queue.after.total() > 0,
+        "every kind of fault was injected"
+    );
+    assert_eq!(
+        answers_503, fault_hits,
+        "each injected fault answered one 503, on its event"
+    );
+    assert_eq!(total_5xx, injected as usize, "no 5xx but the injected faults");
+    assert!(
+        rejected.iter().all(|r| r.last() == 200),
+        "every delivery answered 503 was retried until accepted"
+    );
+    assert_eq!(answered("accepted") + answered("duplicate"), DELIVERIES);
+    assert!(answered("accepted") <= DISTINCT, "no event is accepted twice");
+
+    // ---- exactly one effect, dead letters exactly the always-failing ----
+    for i in 0..DISTINCT {
+        let n = effects.get(&i).copied().unwrap_or(0);
+        match fate(i) {
+            Fate::FailsAlways => assert_eq!(n, 0, "{} always fails: no effect", event_id(i)),
+            Fate::FailsTransiently(k) => {
+                assert_eq!(n, 1, "{} has exactly one effect", event_id(i));
+                assert_eq!(refusals.get(&i).copied(), Some(k), "{} failed {k}x first", event_id(i));
+            }
+            Fate::Succeeds => assert_eq!(n, 1, "{} has exactly one effect", event_id(i)),
+        }
+    }
+    assert_eq!(done.len() + failed.len(), DISTINCT, "no event is lost");
+    assert_eq!(failed, always, "FAILED are exactly the always-failing events");
+    assert_eq!(dead.len(), always.len(), "each always-failing event dead-lettered once");
+    assert_eq!(
+        dead.into_iter().collect::<BTreeSet<_>>(),
+        always,
+        "the dead letters are the always-failing events"
+    );
 }
