@@ -167,11 +167,11 @@ async fn send_delivers_every_sample_body_and_its_handler_makes_its_call() {
     }
     let paths: Vec<String> = sink.effects().iter().map(|h| h.path.clone()).collect();
     for expected in [
-        "/notify",                                         // invoice.created, and client.validated is_valid=false
-        "/invoices/inv_1001.pdf",                          // invoice.stamped downloads its PDF
-        "/api/invoices/inv_1001/payment-complement",       // payment.received
-        "/erp",                                            // invoice.cancelled
-        "/api/payments/pay_7f3a9c/",                       // Piriod fetches the object
+        "/notify",                                   // invoice.created, and client.validated is_valid=false
+        "/invoices/inv_1001.pdf",                    // invoice.stamped downloads its PDF
+        "/api/invoices/inv_1001/payment-complement", // payment.received
+        "/erp",                                      // invoice.cancelled
+        "/api/payments/pay_7f3a9c/",                 // Piriod fetches the object
     ] {
         assert!(paths.iter().any(|p| p == expected), "no call to {expected}: {paths:?}");
     }

@@ -251,15 +251,16 @@ impl Processor {
     }
 }
 
+/// A processor over the in-memory adapters, for this module's tests and the
+/// worker's.
 #[cfg(test)]
-mod tests {
+pub(crate) mod test_support {
     use super::*;
     use crate::config::AppConfig;
-    use crate::event::Event;
+    use crate::event::{Event, EventRecord};
     use crate::handlers::Handler;
     use crate::queue::memory::MemoryQueue;
     use crate::secret::MapResolver;
-    use crate::store::contract::event;
     use crate::store::memory::MemoryStore;
     use crate::store::Claim;
     use async_trait::async_trait;
@@ -267,13 +268,13 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     /// Answers from a script (then succeeds), counting calls.
-    struct Scripted {
+    pub(crate) struct Scripted {
         script: std::sync::Mutex<Vec<HandlerError>>,
-        calls: AtomicU32,
+        pub(crate) calls: AtomicU32,
     }
 
     impl Scripted {
-        fn new(script: Vec<HandlerError>) -> Arc<Self> {
+        pub(crate) fn new(script: Vec<HandlerError>) -> Arc<Self> {
             Arc::new(Self {
                 script: std::sync::Mutex::new(script.into_iter().rev().collect()),
                 calls: AtomicU32::new(0),
@@ -292,14 +293,14 @@ mod tests {
         }
     }
 
-    struct Fixture {
-        processor: Processor,
-        store: Arc<MemoryStore>,
-        queue: Arc<MemoryQueue>,
+    pub(crate) struct Fixture {
+        pub(crate) processor: Arc<Processor>,
+        pub(crate) store: Arc<MemoryStore>,
+        pub(crate) queue: Arc<MemoryQueue>,
     }
 
     /// Provider `p` with token auth; type `t` runs `first` then `second`.
-    fn fixture(first: Arc<Scripted>, second: Arc<Scripted>, max_attempts: u32) -> Fixture {
+    pub(crate) fn fixture(first: Arc<Scripted>, second: Arc<Scripted>, max_attempts: u32) -> Fixture {
         let overlay = format!(
             r#"
             [retry]
@@ -324,14 +325,14 @@ mod tests {
         let mut handlers = HandlerRegistry::new();
         handlers.register("first", first).register("second", second);
         let (store, queue) = (Arc::new(MemoryStore::new()), Arc::new(MemoryQueue::new()));
-        let processor = Processor::new(
+        let processor = Arc::new(Processor::new(
             registry,
             handlers,
             store.clone(),
             queue.clone(),
             config.retry.clone(),
             &config.ingest,
-        );
+        ));
         Fixture {
             processor,
             store,
@@ -341,7 +342,7 @@ mod tests {
 
     impl Fixture {
         /// Claims and queues `ev`, then receives it.
-        async fn deliver(&self, ev: &Event) -> Delivery {
+        pub(crate) async fn deliver(&self, ev: &Event) -> Delivery {
             let claim = Claim {
                 event: ev,
                 state: EventState::Received,
@@ -354,7 +355,7 @@ mod tests {
             self.redeliver().await
         }
 
-        async fn redeliver(&self) -> Delivery {
+        pub(crate) async fn redeliver(&self) -> Delivery {
             self.queue
                 .receive(1, Duration::ZERO)
                 .await
@@ -363,10 +364,18 @@ mod tests {
                 .expect("a message")
         }
 
-        async fn record(&self, ev: &Event) -> crate::event::EventRecord {
+        pub(crate) async fn record(&self, ev: &Event) -> EventRecord {
             self.store.get(&ev.key()).await.expect("get").expect("record")
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::{fixture, Scripted};
+    use super::*;
+    use crate::store::contract::event;
+    use std::sync::atomic::Ordering;
 
     #[tokio::test]
     async fn success_runs_every_handler_once_and_acks() {
@@ -418,7 +427,10 @@ mod tests {
         assert!((500..=1000).contains(&(delay.as_millis() as u64)), "{delay:?}");
         let rec = f.record(&ev).await;
         assert_eq!(rec.state, EventState::Queued);
-        assert!(rec.last_error.as_deref().unwrap_or("").contains("second: retryable"), "{rec:?}");
+        assert!(
+            rec.last_error.as_deref().unwrap_or("").contains("second: retryable"),
+            "{rec:?}"
+        );
         assert!(rec.results.contains_key("first"), "the success is kept");
         f.queue.retry_after(&d, Duration::ZERO).await.expect("visible");
         let d = f.redeliver().await;
@@ -452,8 +464,14 @@ mod tests {
         let f = fixture(first.clone(), Scripted::new(vec![]), 3);
         let ev = event("p", "e5", "t");
         let d = f.deliver(&ev).await;
-        f.store.lease(&ev, 100, 60, 1000).await.expect("another processor's lease");
-        assert_eq!(f.processor.process(&d, 110).await, Disposition::RetryAfter(Duration::from_secs(50)));
+        f.store
+            .lease(&ev, 100, 60, 1000)
+            .await
+            .expect("another processor's lease");
+        assert_eq!(
+            f.processor.process(&d, 110).await,
+            Disposition::RetryAfter(Duration::from_secs(50))
+        );
         assert_eq!(first.calls.load(Ordering::SeqCst), 0);
     }
 

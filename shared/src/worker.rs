@@ -76,3 +76,75 @@ pub async fn run(
     }
     info!("worker stopped");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::EventState;
+    use crate::process::test_support::{fixture, Scripted};
+    use crate::queue::Queue;
+    use crate::store::contract::event;
+    use crate::store::Claim;
+    use std::sync::atomic::Ordering;
+
+    fn fast() -> WorkerSettings {
+        WorkerSettings {
+            batch: 4,
+            idle_poll: Duration::from_millis(10),
+            purge_every: Duration::ZERO,
+        }
+    }
+
+    #[tokio::test]
+    async fn processes_what_is_queued_purges_what_expired_and_stops_when_told() {
+        let first = Scripted::new(vec![]);
+        let f = fixture(first.clone(), Scripted::new(vec![]), 3);
+        let events: Vec<_> = (0..10).map(|i| event("p", &format!("w{i}"), "t")).collect();
+        for ev in &events {
+            let claim = Claim {
+                event: ev,
+                state: EventState::Received,
+                now: unix_now(),
+                lease_secs: 30,
+                ttl_secs: 3600,
+            };
+            f.store.claim(claim).await.expect("claim");
+        }
+        f.queue.send(&events.iter().collect::<Vec<_>>()).await.expect("send");
+        // A record long past its TTL, which the worker's purge removes.
+        let old = event("p", "expired", "t");
+        let claim = Claim {
+            event: &old,
+            state: EventState::Ignored,
+            now: 100,
+            lease_secs: 30,
+            ttl_secs: 10,
+        };
+        f.store.claim(claim).await.expect("claim");
+
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(run(f.processor.clone(), f.store.clone(), fast(), stop_rx));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while first.calls.load(Ordering::SeqCst) < 10 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the worker did not drain the queue"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        for ev in &events {
+            assert_eq!(f.record(ev).await.state, EventState::Done);
+        }
+        assert!(
+            f.store.get(&old.key()).await.expect("get").is_none(),
+            "expired record purged"
+        );
+        stop_tx.send(true).expect("stop");
+        tokio::time::timeout(Duration::from_secs(5), worker)
+            .await
+            .expect("the worker stops when told")
+            .expect("no panic");
+        assert_eq!(f.queue.depth(), 0);
+        assert_eq!(first.calls.load(Ordering::SeqCst), 10, "each ran once");
+    }
+}
