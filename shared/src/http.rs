@@ -7,8 +7,8 @@
 use crate::ingest::{Accepted, Inbound, Ingest, IngestError};
 use axum::body::Body;
 use axum::extract::{Extension, Path, Request, State};
-use axum::middleware::Next;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
