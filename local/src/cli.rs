@@ -111,6 +111,10 @@ pub struct SignArgs {
     /// Print a ready curl command instead of header lines.
     #[arg(long)]
     pub curl: bool,
+    /// Content type of the body in the curl command (default: what the
+    /// provider reads: a form for form providers, else JSON).
+    #[arg(long)]
+    pub content_type: Option<String>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
@@ -128,9 +132,10 @@ pub struct SendArgs {
     /// Delivery id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
-    /// Content type of the body.
-    #[arg(long, default_value = "application/json")]
-    pub content_type: String,
+    /// Content type of the body (default: what the provider reads: a form
+    /// for form providers or a non-JSON body to an `auto` one, else JSON).
+    #[arg(long)]
+    pub content_type: Option<String>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }

@@ -138,18 +138,14 @@ async fn send_delivers_every_sample_body_and_its_handler_makes_its_call() {
     for file in &files {
         let name = file.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
         let provider = name.split('.').next().expect("provider prefix").to_string();
-        let content_type = if name.ends_with(".form") {
-            "application/x-www-form-urlencoded"
-        } else {
-            "application/json"
-        };
         // The stamped invoice's PDF lives on the sink, not on gigstack's file host.
         let body = std::fs::read_to_string(file)
             .expect("sample")
             .replace("https://files.gigstack.example", &sink.url(""));
         let body_path = wd.path(name);
         std::fs::write(&body_path, body).expect("write");
-        let out = send(&wd, &serve, &provider, &body_path, &["--content-type", content_type]);
+        // No --content-type: `send` posts what the provider reads (the form one as a form).
+        let out = send(&wd, &serve, &provider, &body_path, &[]);
         let printed = stdout(&out);
         assert!(out.status.success(), "{name}: {printed} {}", stderr(&out));
         let answer: serde_json::Value = printed

@@ -8,8 +8,28 @@ use rand::Rng;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
+use webhooks_shared::provider::BodyFormat;
 use webhooks_shared::time::unix_now;
 use webhooks_shared::verify::{SignInput, Signed};
+
+const JSON: &str = "application/json";
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// The content type a delivery goes with, for `sign --curl` and `send`:
+/// `explicit` when given (`--content-type`), else what the provider reads
+/// the body as: form for `format = "form"`, and for `format = "auto"` when
+/// the body is not JSON (TusFacturas and Twilio post forms); JSON otherwise.
+fn content_type<'a>(explicit: Option<&'a str>, format: BodyFormat, body: &[u8]) -> &'a str {
+    if let Some(c) = explicit {
+        return c;
+    }
+    match format {
+        BodyFormat::Json => JSON,
+        BodyFormat::Form => FORM,
+        BodyFormat::Auto if serde_json::from_slice::<serde_json::Value>(body).is_ok() => JSON,
+        BodyFormat::Auto => FORM,
+    }
+}
 
 fn read_body(file: Option<&Path>) -> anyhow::Result<Vec<u8>> {
     match file {
@@ -38,43 +58,60 @@ fn with_query(url: &str, signed: &Signed) -> String {
     format!("{url}{sep}{encoded}")
 }
 
+/// What makes `body` a valid delivery to `name`, and how that provider
+/// reads bodies.
 fn sign_body(
     config_args: &crate::cli::ConfigArgs,
-    provider: &str,
+    name: &str,
     body: &[u8],
     id: &str,
     url: &str,
-) -> anyhow::Result<Signed> {
+) -> anyhow::Result<(Signed, BodyFormat)> {
     let config = context::load_config(config_args)?;
-    let provider = context::provider(&config, provider)?;
-    Ok(provider.verifier.sign(&SignInput {
+    let provider = context::provider(&config, name)?;
+    let format = config
+        .enabled_providers()
+        .get(name)
+        .map(|c| c.format)
+        .unwrap_or_default();
+    let signed = provider.verifier.sign(&SignInput {
         body,
         now: unix_now(),
         id,
         url,
-    }))
+    });
+    Ok((signed, format))
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
+/// A curl command that posts the body (from `file`, else standard input).
+fn curl_command(url: &str, signed: &Signed, content_type: &str, file: Option<&Path>) -> String {
+    let mut cmd = format!("curl -sS -X POST {}", shell_quote(&with_query(url, signed)));
+    cmd.push_str(&format!(
+        " -H {}",
+        shell_quote(&format!("Content-Type: {content_type}"))
+    ));
+    for (k, v) in &signed.headers {
+        cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
+    }
+    match file {
+        Some(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
+        None => cmd.push_str(" --data-binary @-"),
+    }
+    cmd
+}
+
 pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let body = read_body(args.file.as_deref())?;
     let id = args.id.clone().unwrap_or_else(random_id);
     let url = format!("{}/webhooks/{}", args.base_url.trim_end_matches('/'), args.provider);
-    let signed = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
     if args.curl {
-        let mut cmd = format!("curl -sS -X POST {}", shell_quote(&with_query(&url, &signed)));
-        cmd.push_str(" -H 'Content-Type: application/json'");
-        for (k, v) in &signed.headers {
-            cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
-        }
-        match &args.file {
-            Some(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
-            None => cmd.push_str(" --data-binary @-"),
-        }
-        println!("{cmd}");
+        let content_type = content_type(args.content_type.as_deref(), format, &body);
+        println!("{}", curl_command(&url, &signed, content_type, args.file.as_deref()));
     } else {
         for (k, v) in &signed.headers {
             println!("{k}: {v}");
@@ -93,13 +130,14 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", args.provider));
-    let signed = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let content_type = content_type(args.content_type.as_deref(), format, &body);
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
         .build()?;
     let mut req = client
         .post(with_query(&url, &signed))
-        .header("content-type", &args.content_type)
+        .header("content-type", content_type)
         .body(body);
     for (k, v) in &signed.headers {
         req = req.header(k, v);
@@ -128,5 +166,42 @@ mod tests {
         assert_eq!(with_query("http://h/x", &s), "http://h/x?token=a+b%26c");
         assert_eq!(with_query("http://h/x?y=1", &s), "http://h/x?y=1&token=a+b%26c");
         assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+
+    #[test]
+    fn content_type_follows_the_flag_else_the_providers_format() {
+        let form = b"external_reference=ORD-1&estado=AUTORIZADO";
+        let json = br#" {"id":"evt_1"}"#;
+        assert_eq!(content_type(Some("text/plain"), BodyFormat::Form, form), "text/plain");
+        assert_eq!(content_type(None, BodyFormat::Json, form), JSON);
+        assert_eq!(content_type(None, BodyFormat::Form, json), FORM);
+        assert_eq!(content_type(None, BodyFormat::Auto, form), FORM);
+        assert_eq!(content_type(None, BodyFormat::Auto, json), JSON);
+        assert_eq!(content_type(None, BodyFormat::Auto, b"[1,2]"), JSON);
+    }
+
+    #[test]
+    fn curl_posts_a_form_body_as_a_form() {
+        let signed = Signed {
+            headers: vec![("X-Twilio-Signature".into(), "abc=".into())],
+            query: vec![("bodySHA256".into(), "00".into())],
+        };
+        let body = b"MessageSid=SM1&MessageStatus=delivered";
+        let cmd = curl_command(
+            "http://h/webhooks/twilio",
+            &signed,
+            content_type(None, BodyFormat::Auto, body),
+            Some(Path::new("body.txt")),
+        );
+        assert_eq!(
+            cmd,
+            "curl -sS -X POST 'http://h/webhooks/twilio?bodySHA256=00' \
+             -H 'Content-Type: application/x-www-form-urlencoded' -H 'X-Twilio-Signature: abc=' \
+             --data-binary @'body.txt'"
+        );
+        assert!(!cmd.contains(JSON));
+        let json = curl_command("http://h/x", &signed, content_type(None, BodyFormat::Auto, b"{}"), None);
+        assert!(json.contains("-H 'Content-Type: application/json'"), "{json}");
+        assert!(json.ends_with("--data-binary @-"), "{json}");
     }
 }

@@ -33,10 +33,12 @@ pub fn parse_signature(value: &str) -> Result<Vec<u8>, VerifyError> {
     }
 }
 
-/// Checks `X-Hub-Signature-256` against the body under any secret.
+/// Checks `X-Hub-Signature-256` against the body under any secret. GitHub
+/// and Meta send one signature; a header repeated on the way (a proxy, a
+/// rotation) is accepted when any of its values matches.
 pub(crate) fn verify_hub_signature(req: &Request<'_>, secrets: &[Secret]) -> Result<(), VerifyError> {
-    let sig = parse_signature(req.require_header(SIGNATURE_HEADER)?)?;
-    if verify_any(Algorithm::Sha256, secrets, &[req.body], &[sig]) {
+    let sigs = req.parse_each(SIGNATURE_HEADER, parse_signature)?;
+    if verify_any(Algorithm::Sha256, secrets, &[req.body], &sigs) {
         Ok(())
     } else {
         Err(VerifyError::Invalid("no signature matches".into()))
@@ -158,6 +160,47 @@ mod tests {
             let err = v.verify(&delivery(BODY, bad).req()).expect_err("rejected");
             assert_eq!(err.reason(), "invalid_signature", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn repeated_header_matches_on_any_value() {
+        let v = verifier(&[SECRET]);
+        let wrong = format!("sha256={}", "00".repeat(32));
+        for [a, b] in [
+            [SIG, wrong.as_str()],
+            [wrong.as_str(), SIG],
+            ["sha1=abc", SIG],
+            [SIG, ""],
+        ] {
+            let r = delivery(BODY, a).header("X-Hub-Signature-256", b);
+            assert_eq!(v.verify(&r.req()), Ok(()), "{a:?}, {b:?}");
+        }
+        let unreadable_then_right = Owned::post(BODY, 0)
+            .header_bytes("X-Hub-Signature-256", b"\xff\xfe")
+            .header("X-Hub-Signature-256", SIG);
+        assert_eq!(v.verify(&unreadable_then_right.req()), Ok(()));
+        // Rotation on both sides: the old secret's signature next to the new one's.
+        let new_sig = hub_signature(&secrets(&["new"]), BODY).1;
+        let both = delivery(BODY, &new_sig).header("X-Hub-Signature-256", SIG);
+        assert_eq!(verifier(&[SECRET]).verify(&both.req()), Ok(()));
+        assert_eq!(verifier(&["new"]).verify(&both.req()), Ok(()));
+        // None matches: wrong, whatever the number of values.
+        let none = delivery(b"Hello, World?", SIG).header("X-Hub-Signature-256", &wrong);
+        assert_eq!(
+            v.verify(&none.req()),
+            Err(VerifyError::Invalid("no signature matches".into()))
+        );
+        // None parses: the first value's error; a lone unreadable value as before.
+        let malformed = delivery(BODY, "sha256=zz").header("X-Hub-Signature-256", "nope");
+        assert_eq!(
+            v.verify(&malformed.req()),
+            Err(parse_signature("sha256=zz").unwrap_err())
+        );
+        let unreadable = Owned::post(BODY, 0).header_bytes("X-Hub-Signature-256", b"\xff");
+        assert_eq!(
+            v.verify(&unreadable.req()),
+            Err(VerifyError::Invalid("X-Hub-Signature-256 is not visible ASCII".into()))
+        );
     }
 
     proptest! {

@@ -197,19 +197,17 @@ impl HmacVerifier {
 impl Verifier for HmacVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
         let c = &self.config;
-        let raw = req
-            .header(&c.header)
-            .ok_or_else(|| VerifyError::Missing(c.header.clone()))?;
+        let raw = req.require_header(&c.header)?;
         let timestamp = match &c.timestamp_header {
             Some(h) => {
-                let t = req.header(h).ok_or_else(|| VerifyError::Missing(h.clone()))?;
+                let t = req.require_header(h)?;
                 check_timestamp(parse_timestamp(t)?, req.now, c.tolerance_secs)?;
                 t
             }
             None => "",
         };
         let id = match &c.id_header {
-            Some(h) => req.header(h).ok_or_else(|| VerifyError::Missing(h.clone()))?,
+            Some(h) => req.require_header(h)?,
             None => "",
         };
         let content = self.content(req.body, timestamp, id);
@@ -259,6 +257,7 @@ impl Verifier for HmacVerifier {
 mod tests {
     use super::super::test_support::Owned;
     use super::*;
+    use proptest::prelude::*;
 
     fn gigstack(secrets: &[&str]) -> HmacVerifier {
         let config = HmacConfig {
@@ -349,6 +348,52 @@ mod tests {
     }
 
     #[test]
+    fn unreadable_headers_are_invalid_and_absent_ones_missing() {
+        let mut v = gigstack(&["s3cret"]);
+        v.config.timestamp_header = Some("X-Ts".into());
+        v.config.id_header = Some("X-Id".into());
+        v.config.signed_content = Some("{id}.{timestamp}.{body}".into());
+        let signed = v.sign(&SignInput {
+            body: b"{}",
+            now: 1000,
+            id: "msg_1",
+            url: "",
+        });
+        assert_eq!(v.verify(&Owned::post(b"{}", 1000).with_signed(&signed).req()), Ok(()));
+        let value = |name: &str| {
+            signed
+                .headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .expect("signed header")
+        };
+        let names = ["X-Gigstack-Signature", "X-Ts", "X-Id"];
+        for garbled in names {
+            // Present but not visible ASCII (here not even UTF-8): invalid.
+            let mut r = Owned::post(b"{}", 1000).header_bytes(garbled, b"\xff\xfe sig \x80");
+            for other in names.iter().filter(|n| **n != garbled) {
+                r = r.header(other, &value(other));
+            }
+            let err = v.verify(&r.req()).expect_err("rejected");
+            assert_eq!(err.reason(), "invalid_signature", "{garbled}: {err}");
+            assert_eq!(err, VerifyError::Invalid(format!("{garbled} is not visible ASCII")));
+            // Absent: missing, naming the header.
+            let mut r = Owned::post(b"{}", 1000);
+            for other in names.iter().filter(|n| **n != garbled) {
+                r = r.header(other, &value(other));
+            }
+            assert_eq!(v.verify(&r.req()), Err(VerifyError::Missing(garbled.to_string())));
+        }
+        // Readable UTF-8 that is not ASCII is not a signature either.
+        let r = Owned::post(b"{}", 1000)
+            .header_bytes("X-Gigstack-Signature", "é".as_bytes())
+            .header("X-Ts", &value("X-Ts"))
+            .header("X-Id", &value("X-Id"));
+        assert_eq!(v.verify(&r.req()).expect_err("rejected").reason(), "invalid_signature");
+    }
+
+    #[test]
     fn rotated_secrets_and_several_signatures() {
         let old = gigstack(&["old"]);
         let both = {
@@ -391,5 +436,62 @@ mod tests {
             "timestamp_out_of_tolerance"
         );
         assert_eq!(v.content(b"B", "T", "I").concat(), b"v0:T:B".to_vec());
+    }
+
+    /// Every shape of generic HMAC: algorithm, encoding, prefix, separator,
+    /// and what is signed (the body; timestamp and body; id, timestamp and body).
+    fn any_config() -> impl Strategy<Value = HmacConfig> {
+        let algorithm = prop_oneof![Just(Algorithm::Sha1), Just(Algorithm::Sha256), Just(Algorithm::Sha512)];
+        let encoding = prop_oneof![Just(Encoding::Hex), Just(Encoding::Base64)];
+        let prefix = prop_oneof![Just(""), Just("sha256="), Just("v1=")];
+        let separator = prop_oneof![Just(None), Just(Some(",")), Just(Some(" "))];
+        let template = prop_oneof![
+            Just(None),
+            Just(Some("{timestamp}.{body}")),
+            Just(Some("{id}.{timestamp}.{body}"))
+        ];
+        (algorithm, encoding, prefix, separator, template).prop_map(|(algorithm, encoding, prefix, sep, template)| {
+            HmacConfig {
+                header: "X-Signature".into(),
+                algorithm,
+                encoding,
+                prefix: prefix.into(),
+                separator: sep.map(str::to_string),
+                secrets: vec![],
+                timestamp_header: template.map(|_| "X-Timestamp".to_string()),
+                id_header: template.filter(|t| t.contains("{id}")).map(|_| "X-Id".to_string()),
+                signed_content: template.map(str::to_string),
+                tolerance_secs: 300,
+            }
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn sign_then_verify_and_any_byte_change_fails(
+            config in any_config(),
+            body in proptest::collection::vec(any::<u8>(), 0..256),
+            at in any::<prop::sample::Index>(),
+            flip in 1u8..=255,
+        ) {
+            let v = HmacVerifier::new(config, vec![Secret::new(b"s3cret".to_vec())]);
+            let input = SignInput { body: &body, now: 1_700_000_000, id: "msg_1", url: "" };
+            let signed = v.sign(&input);
+            let delivered = || Owned::post(&body, 1_700_000_000 + 60).with_signed(&signed);
+            prop_assert_eq!(v.verify(&delivered().req()), Ok(()));
+            if let Some(sep) = &v.config.separator {
+                // Several signatures in one header: one that matches is enough.
+                let decoy = format!("{}{}", v.config.prefix, v.config.encoding.encode(&[7u8; 32]));
+                let mut several = delivered();
+                let sig = signed.headers[0].1.clone();
+                several.headers.insert("x-signature", format!("{decoy}{sep}{sig}").parse().expect("value"));
+                prop_assert_eq!(v.verify(&several.req()), Ok(()));
+            }
+            if !body.is_empty() {
+                let mut bad = delivered();
+                bad.body[at.index(body.len())] ^= flip;
+                prop_assert_eq!(v.verify(&bad.req()).map_err(|e| e.reason()), Err("invalid_signature"));
+            }
+        }
     }
 }

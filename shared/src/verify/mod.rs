@@ -19,14 +19,14 @@ pub mod stripe;
 pub mod twilio;
 
 pub use github::{GithubConfig, GithubVerifier};
-pub use hmac_scheme::{hmac, verify_any, Algorithm, Encoding, HmacConfig, HmacVerifier};
+pub use hmac_scheme::{hmac, verify_any, Algorithm, Encoding, HmacConfig, HmacVerifier, MAX_MAC_BYTES};
 pub use mercado_pago::{MercadoPagoConfig, MercadoPagoVerifier};
 pub use meta::{MetaConfig, MetaVerifier};
 pub use shopify::{ShopifyConfig, ShopifyVerifier};
 pub use slack::{SlackConfig, SlackVerifier};
 pub use standard_webhooks::{StandardWebhooksConfig, StandardWebhooksVerifier};
 pub use stripe::{StripeConfig, StripeVerifier};
-pub use token::{matches_any, BasicAuthConfig, KeyLocation, TokenConfig, TokenVerifier};
+pub use token::{matches_any, BasicAuthConfig, BasicAuthVerifier, KeyLocation, TokenConfig, TokenVerifier};
 pub use twilio::{TwilioConfig, TwilioVerifier};
 
 use crate::secret::{Secret, SecretError, SecretResolver};
@@ -68,9 +68,49 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// Every value of a header that may arrive more than once (a proxy or a
+    /// rotation can repeat it), each parsed by `parse`: [`VerifyError::Missing`]
+    /// when absent; else the values that parse, or, when none does, the
+    /// first value's error. A single value gives exactly what
+    /// [`Request::require_header`] followed by `parse` gives.
+    pub fn parse_each<T>(
+        &self,
+        name: &str,
+        mut parse: impl FnMut(&'a str) -> Result<T, VerifyError>,
+    ) -> Result<Vec<T>, VerifyError> {
+        let values = self.headers.get_all(name);
+        if values.iter().next().is_none() {
+            return Err(VerifyError::Missing(name.to_string()));
+        }
+        all_ok(values.iter().map(|v| {
+            v.to_str()
+                .map_err(|_| VerifyError::Invalid(format!("{name} is not visible ASCII")))
+                .and_then(&mut parse)
+        }))
+    }
+
     /// The first query parameter with this name.
     pub fn query_param(&self, name: &str) -> Option<&'a str> {
         self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The values of the results that are `Ok`, or, when none is, the first
+/// error (an empty input gives an empty list).
+pub fn all_ok<T>(results: impl IntoIterator<Item = Result<T, VerifyError>>) -> Result<Vec<T>, VerifyError> {
+    let mut ok = Vec::with_capacity(1);
+    let mut first_error = None;
+    for r in results {
+        match r {
+            Ok(t) => ok.push(t),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if ok.is_empty() => Err(e),
+        _ => Ok(ok),
     }
 }
 
@@ -134,7 +174,7 @@ pub trait Verifier: Send + Sync + Debug {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError>;
 
     /// Answers a GET handshake (subscription check). `None` means the scheme
-    /// has none and the GET is answered 404.
+    /// has none and the GET is answered 405 `method_not_allowed`.
     fn handshake(&self, _req: &Request<'_>) -> Option<Handshake> {
         None
     }
@@ -195,10 +235,9 @@ impl VerifierConfig {
         Ok(match self {
             VerifierConfig::Hmac(c) => Box::new(HmacVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
             VerifierConfig::Token(c) => Box::new(TokenVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
-            VerifierConfig::BasicAuth(c) => Box::new(token::BasicAuthVerifier::new(
-                c.clone(),
-                resolve_all(&c.passwords, secrets)?,
-            )),
+            VerifierConfig::BasicAuth(c) => {
+                Box::new(BasicAuthVerifier::new(c.clone(), resolve_all(&c.passwords, secrets)?))
+            }
             VerifierConfig::StandardWebhooks(c) => Box::new(StandardWebhooksVerifier::new(
                 c.clone(),
                 standard_webhooks::resolve_keys(&c.secrets, secrets)?,
@@ -233,7 +272,7 @@ pub fn resolve_all(refs: &[String], resolver: &dyn SecretResolver) -> Result<Vec
         }
     }
     if out.is_empty() {
-        return Err(SecretError::BadReference("(no secret configured)".into()));
+        return Err(SecretError::NoneConfigured);
     }
     Ok(out)
 }
@@ -303,6 +342,15 @@ pub(crate) mod test_support {
             self.headers.append(
                 http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
                 http::HeaderValue::from_str(v).expect("header value"),
+            );
+            self
+        }
+
+        /// A header whose value is raw bytes (not visible ASCII, not UTF-8).
+        pub fn header_bytes(mut self, k: &str, v: &[u8]) -> Self {
+            self.headers.append(
+                http::HeaderName::from_bytes(k.as_bytes()).expect("header name"),
+                http::HeaderValue::from_bytes(v).expect("header value"),
             );
             self
         }
@@ -453,6 +501,37 @@ mod tests {
             t.verifier.build(&r).expect_err("rejected"),
             SecretError::MissingEnv("UNSET".into())
         );
+    }
+
+    #[test]
+    fn parse_each_reads_every_value_of_a_repeated_header() {
+        let parse = |v: &str| v.parse::<u8>().map_err(|_| VerifyError::Invalid(format!("bad {v}")));
+        let o = test_support::Owned::post(b"", 0);
+        assert_eq!(
+            o.req().parse_each("X-N", parse),
+            Err(VerifyError::Missing("X-N".into()))
+        );
+        let one = test_support::Owned::post(b"", 0).header("X-N", "7");
+        assert_eq!(one.req().parse_each("x-n", parse), Ok(vec![7]));
+        let unreadable = test_support::Owned::post(b"", 0).header_bytes("X-N", b"\xff");
+        assert_eq!(
+            unreadable.req().parse_each("X-N", parse),
+            Err(VerifyError::Invalid("X-N is not visible ASCII".into())),
+            "as require_header"
+        );
+        assert_eq!(
+            unreadable.req().require_header("X-N"),
+            Err(VerifyError::Invalid("X-N is not visible ASCII".into()))
+        );
+        let mixed = unreadable.header("X-N", "x").header("X-N", "9").header("x-n", "1");
+        assert_eq!(mixed.req().parse_each("X-N", parse), Ok(vec![9, 1]));
+        let none = test_support::Owned::post(b"", 0).header("X-N", "a").header("X-N", "b");
+        assert_eq!(
+            none.req().parse_each("X-N", parse),
+            Err(VerifyError::Invalid("bad a".into())),
+            "the first error"
+        );
+        assert_eq!(all_ok(Vec::<Result<u8, VerifyError>>::new()), Ok(vec![]));
     }
 
     #[test]

@@ -45,8 +45,9 @@ impl ShopifyVerifier {
 
 impl Verifier for ShopifyVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        let sig = parse_signature(req.require_header(SIGNATURE_HEADER)?)?;
-        if verify_any(Algorithm::Sha256, &self.secrets, &[req.body], &[sig]) {
+        // One signature per header; a repeated header matches on any value.
+        let sigs = req.parse_each(SIGNATURE_HEADER, parse_signature)?;
+        if verify_any(Algorithm::Sha256, &self.secrets, &[req.body], &sigs) {
             Ok(())
         } else {
             Err(VerifyError::Invalid("no signature matches".into()))
@@ -143,6 +144,37 @@ mod tests {
             let err = v.verify(&delivery(BODY, bad).req()).expect_err("rejected");
             assert_eq!(err.reason(), "invalid_signature", "{bad:?}");
         }
+    }
+
+    #[test]
+    fn repeated_header_matches_on_any_value() {
+        let v = verifier(&[SECRET]);
+        let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
+        for [a, b] in [[SIG, wrong.as_str()], [wrong.as_str(), SIG], ["!!!!", SIG], [SIG, ""]] {
+            let r = delivery(BODY, a).header("X-Shopify-Hmac-Sha256", b);
+            assert_eq!(v.verify(&r.req()), Ok(()), "{a:?}, {b:?}");
+        }
+        let unreadable_then_right = Owned::post(BODY, 0)
+            .header_bytes("X-Shopify-Hmac-Sha256", b"\xff")
+            .header("X-Shopify-Hmac-Sha256", SIG);
+        assert_eq!(v.verify(&unreadable_then_right.req()), Ok(()));
+        let none = delivery(BODY, &wrong).header("X-Shopify-Hmac-Sha256", &wrong);
+        assert_eq!(
+            v.verify(&none.req()),
+            Err(VerifyError::Invalid("no signature matches".into()))
+        );
+        let malformed = delivery(BODY, "AAAA").header("X-Shopify-Hmac-Sha256", "!!!!");
+        assert_eq!(
+            v.verify(&malformed.req()).expect_err("rejected").reason(),
+            "invalid_signature"
+        );
+        let unreadable = Owned::post(BODY, 0).header_bytes("X-Shopify-Hmac-Sha256", b"\xff");
+        assert_eq!(
+            v.verify(&unreadable.req()),
+            Err(VerifyError::Invalid(
+                "X-Shopify-Hmac-Sha256 is not visible ASCII".into()
+            ))
+        );
     }
 
     proptest! {

@@ -5,8 +5,8 @@
 
 use super::hmac_scheme::{hmac, verify_any};
 use super::{
-    check_timestamp, default_tolerance, parse_timestamp, Algorithm, Handshake, Request, SignInput, Signed, Verifier,
-    VerifyError,
+    all_ok, check_timestamp, default_tolerance, parse_timestamp, Algorithm, Handshake, Request, SignInput, Signed,
+    Verifier, VerifyError,
 };
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -60,12 +60,13 @@ struct UrlVerification {
 
 impl Verifier for SlackVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        let raw_sig = req.require_header(SIGNATURE_HEADER)?;
+        // One signature per header; a repeated header matches on any value.
+        let raw_sigs = req.parse_each(SIGNATURE_HEADER, Ok)?;
         let timestamp = req.require_header(TIMESTAMP_HEADER)?;
         check_timestamp(parse_timestamp(timestamp)?, req.now, self.config.tolerance_secs)?;
-        let sig = parse_signature(raw_sig)?;
+        let sigs = all_ok(raw_sigs.into_iter().map(parse_signature))?;
         let parts: [&[u8]; 5] = [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", req.body];
-        if verify_any(Algorithm::Sha256, &self.secrets, &parts, &[sig]) {
+        if verify_any(Algorithm::Sha256, &self.secrets, &parts, &sigs) {
             Ok(())
         } else {
             Err(VerifyError::Invalid("no signature matches".into()))
@@ -212,6 +213,42 @@ mod tests {
             .verify(&delivery(BODY.as_bytes(), TS, "soon", SIG).req())
             .expect_err("rejected");
         assert_eq!(err.reason(), "invalid_signature");
+    }
+
+    #[test]
+    fn repeated_signature_header_matches_on_any_value() {
+        let v = verifier(&[SECRET]);
+        let ts = TS.to_string();
+        let wrong = format!("v0={}", "00".repeat(32));
+        for [a, b] in [[SIG, wrong.as_str()], [wrong.as_str(), SIG], ["v1=abc", SIG], [SIG, ""]] {
+            let r = delivery(BODY.as_bytes(), TS, &ts, a).header("X-Slack-Signature", b);
+            assert_eq!(v.verify(&r.req()), Ok(()), "{a:?}, {b:?}");
+        }
+        let unreadable_then_right = Owned::post(BODY.as_bytes(), TS)
+            .header_bytes("X-Slack-Signature", b"\xff")
+            .header("X-Slack-Signature", SIG)
+            .header("X-Slack-Request-Timestamp", &ts);
+        assert_eq!(v.verify(&unreadable_then_right.req()), Ok(()));
+        let none = delivery(BODY.as_bytes(), TS, &ts, &wrong).header("X-Slack-Signature", &wrong);
+        assert_eq!(
+            v.verify(&none.req()),
+            Err(VerifyError::Invalid("no signature matches".into()))
+        );
+        let malformed = delivery(BODY.as_bytes(), TS, &ts, "v0=zz").header("X-Slack-Signature", "v1=00");
+        assert_eq!(v.verify(&malformed.req()), Err(parse_signature("v0=zz").unwrap_err()));
+        // The timestamp is still checked before the signatures are parsed.
+        let late = delivery(BODY.as_bytes(), TS + 301, &ts, "v0=zz").header("X-Slack-Signature", SIG);
+        assert_eq!(
+            v.verify(&late.req()).expect_err("rejected").reason(),
+            "timestamp_out_of_tolerance"
+        );
+        let unreadable = Owned::post(BODY.as_bytes(), TS)
+            .header_bytes("X-Slack-Signature", b"\xff")
+            .header("X-Slack-Request-Timestamp", &ts);
+        assert_eq!(
+            v.verify(&unreadable.req()),
+            Err(VerifyError::Invalid("X-Slack-Signature is not visible ASCII".into()))
+        );
     }
 
     #[test]

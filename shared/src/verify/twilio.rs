@@ -112,7 +112,8 @@ impl TwilioVerifier {
 
 impl Verifier for TwilioVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        let sig = parse_signature(req.require_header(SIGNATURE_HEADER)?)?;
+        // One signature per header; a repeated header matches on any value.
+        let candidates = req.parse_each(SIGNATURE_HEADER, parse_signature)?;
         let params = match req.query_param(BODY_HASH_PARAM) {
             Some(claimed) => {
                 let actual = Sha256::digest(req.body);
@@ -126,7 +127,6 @@ impl Verifier for TwilioVerifier {
             }
             None => sorted_form_params(req.body)?,
         };
-        let candidates = [sig];
         let mut ok = false;
         for url in url_variants(req.url) {
             ok |= verify_any(
@@ -308,6 +308,46 @@ mod tests {
         let body = [0xffu8, 0xfe];
         let not_form = Owned::post(&body, 0).url(URL).header("X-Twilio-Signature", FORM_SIG);
         assert!(matches!(v.verify(&not_form.req()), Err(VerifyError::Invalid(_))));
+    }
+
+    #[test]
+    fn repeated_header_matches_on_any_value() {
+        let v = verifier(&[TOKEN]);
+        let wrong = base64::engine::general_purpose::STANDARD.encode([0u8; 20]);
+        for [a, b] in [
+            [FORM_SIG, wrong.as_str()],
+            [wrong.as_str(), FORM_SIG],
+            ["***", FORM_SIG],
+            [FORM_SIG, ""],
+        ] {
+            let r = form(FORM, URL, a).header("X-Twilio-Signature", b);
+            assert_eq!(v.verify(&r.req()), Ok(()), "{a:?}, {b:?}");
+        }
+        let mut unreadable_then_right = form(FORM, URL, FORM_SIG);
+        unreadable_then_right.headers.remove("X-Twilio-Signature");
+        let unreadable_then_right = unreadable_then_right
+            .header_bytes("X-Twilio-Signature", b"\xff")
+            .header("X-Twilio-Signature", FORM_SIG);
+        assert_eq!(v.verify(&unreadable_then_right.req()), Ok(()));
+        let url = format!("{URL}&bodySHA256={JSON_HASH}");
+        assert_eq!(
+            v.verify(&json(JSON, &url, &wrong).header("X-Twilio-Signature", JSON_SIG).req()),
+            Ok(())
+        );
+        let none = form(FORM, URL, &wrong).header("X-Twilio-Signature", &wrong);
+        assert_eq!(
+            v.verify(&none.req()),
+            Err(VerifyError::Invalid("no signature matches".into()))
+        );
+        let malformed = form(FORM, URL, "***").header("X-Twilio-Signature", "AAAA");
+        assert_eq!(v.verify(&malformed.req()), Err(parse_signature("***").unwrap_err()));
+        let mut unreadable = form(FORM, URL, FORM_SIG);
+        unreadable.headers.remove("X-Twilio-Signature");
+        let unreadable = unreadable.header_bytes("X-Twilio-Signature", b"\xff");
+        assert_eq!(
+            v.verify(&unreadable.req()),
+            Err(VerifyError::Invalid("X-Twilio-Signature is not visible ASCII".into()))
+        );
     }
 
     fn delivered(body: &[u8], signed: &Signed, url: &str) -> Owned {
