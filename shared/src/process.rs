@@ -261,8 +261,8 @@ pub(crate) mod test_support {
     use crate::handlers::Handler;
     use crate::queue::memory::MemoryQueue;
     use crate::secret::MapResolver;
+    use crate::store::contract::claim_as;
     use crate::store::memory::MemoryStore;
-    use crate::store::Claim;
     use async_trait::async_trait;
     use serde_json::Value;
     use std::sync::atomic::{AtomicU32, Ordering};
@@ -343,14 +343,10 @@ pub(crate) mod test_support {
     impl Fixture {
         /// Claims and queues `ev`, then receives it.
         pub(crate) async fn deliver(&self, ev: &Event) -> Delivery {
-            let claim = Claim {
-                event: ev,
-                state: EventState::Received,
-                now: 100,
-                lease_secs: 30,
-                ttl_secs: 1000,
-            };
-            self.store.claim(claim).await.expect("claim");
+            self.store
+                .claim(claim_as(ev, EventState::Received, 100, 1000))
+                .await
+                .expect("claim");
             self.queue.send(&[ev]).await.expect("send");
             self.redeliver().await
         }

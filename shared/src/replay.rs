@@ -141,22 +141,19 @@ impl RedriveGate for RequeueFirst<'_> {
 mod tests {
     use super::*;
     use crate::queue::memory::MemoryQueue;
+    use crate::store::contract::claim_as;
     use crate::store::contract::event;
     use crate::store::memory::MemoryStore;
-    use crate::store::{Claim, LeaseOutcome, Settlement};
+    use crate::store::{LeaseOutcome, Settlement};
     use std::time::Duration;
 
     /// Claims, queues, receives and settles `ev` in `state`, dead-lettering
     /// its message when FAILED.
     async fn settled(store: &MemoryStore, queue: &MemoryQueue, ev: &Event, state: EventState) {
-        let claim = Claim {
-            event: ev,
-            state: EventState::Received,
-            now: 100,
-            lease_secs: 30,
-            ttl_secs: 1000,
-        };
-        store.claim(claim).await.expect("claim");
+        store
+            .claim(claim_as(ev, EventState::Received, 100, 1000))
+            .await
+            .expect("claim");
         queue.send(&[ev]).await.expect("send");
         let delivery = queue
             .receive(10, Duration::from_secs(30))
@@ -243,14 +240,10 @@ mod tests {
             Err(ReplayError::NotFound(_))
         ));
         let busy = event("p", "busy", "t");
-        let claim = Claim {
-            event: &busy,
-            state: EventState::Received,
-            now: 100,
-            lease_secs: 30,
-            ttl_secs: 1000,
-        };
-        store.claim(claim).await.expect("claim");
+        store
+            .claim(claim_as(&busy, EventState::Received, 100, 1000))
+            .await
+            .expect("claim");
         store.lease(&busy, 100, 60, 1000).await.expect("lease");
         assert!(matches!(
             replay_event(&store, &queue, &busy.key(), 120).await,
@@ -263,14 +256,10 @@ mod tests {
     async fn replaying_an_ignored_event_sends_it_from_its_record() {
         let (store, queue) = (MemoryStore::new(), MemoryQueue::new());
         let ev = event("p", "ignored", "t");
-        let claim = Claim {
-            event: &ev,
-            state: EventState::Ignored,
-            now: 100,
-            lease_secs: 30,
-            ttl_secs: 1000,
-        };
-        store.claim(claim).await.expect("claim");
+        store
+            .claim(claim_as(&ev, EventState::Ignored, 100, 1000))
+            .await
+            .expect("claim");
         assert_eq!(
             replay_event(&store, &queue, &ev.key(), 200).await.expect("replay"),
             Replayed::Sent

@@ -83,8 +83,8 @@ mod tests {
     use crate::event::EventState;
     use crate::process::test_support::{fixture, Scripted};
     use crate::queue::Queue;
+    use crate::store::contract::claim_as;
     use crate::store::contract::event;
-    use crate::store::Claim;
     use std::sync::atomic::Ordering;
 
     fn fast() -> WorkerSettings {
@@ -101,26 +101,18 @@ mod tests {
         let f = fixture(first.clone(), Scripted::new(vec![]), 3);
         let events: Vec<_> = (0..10).map(|i| event("p", &format!("w{i}"), "t")).collect();
         for ev in &events {
-            let claim = Claim {
-                event: ev,
-                state: EventState::Received,
-                now: unix_now(),
-                lease_secs: 30,
-                ttl_secs: 3600,
-            };
-            f.store.claim(claim).await.expect("claim");
+            f.store
+                .claim(claim_as(ev, EventState::Received, unix_now(), 3600))
+                .await
+                .expect("claim");
         }
         f.queue.send(&events.iter().collect::<Vec<_>>()).await.expect("send");
         // A record long past its TTL, which the worker's purge removes.
         let old = event("p", "expired", "t");
-        let claim = Claim {
-            event: &old,
-            state: EventState::Ignored,
-            now: 100,
-            lease_secs: 30,
-            ttl_secs: 10,
-        };
-        f.store.claim(claim).await.expect("claim");
+        f.store
+            .claim(claim_as(&old, EventState::Ignored, 100, 10))
+            .await
+            .expect("claim");
 
         let (stop_tx, stop_rx) = watch::channel(false);
         let worker = tokio::spawn(run(f.processor.clone(), f.store.clone(), fast(), stop_rx));

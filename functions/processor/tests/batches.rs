@@ -71,6 +71,20 @@ async fn three_queued(
     (stack, counter, runtime, messages)
 }
 
+/// The operator's `dead_letters` command lists exactly `key`, with a reason
+/// that says `why`, and no payload.
+async fn assert_lists_one_dead_letter(function: &processor::Function, key: &EventKey, why: &str) {
+    let listed = function
+        .invoke(serde_json::json!({"action": "dead_letters"}))
+        .await
+        .expect("dead letters");
+    let items = listed["dead_letters"].as_array().expect("a list");
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["id"], key.id.as_str(), "{listed}");
+    assert!(items[0]["reason"].as_str().is_some_and(|r| r.contains(why)), "{listed}");
+    assert!(items[0].get("payload").is_none(), "no payloads in listings");
+}
+
 fn failures(r: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
     r.batch_item_failures
         .iter()
@@ -208,21 +222,7 @@ async fn a_failing_record_is_retried_with_backoff_then_dead_lettered() {
     // The operator's redrive: back to the main queue with a fresh count, record requeued.
     // Through the function's operator commands, as `aws lambda invoke` would.
     let function = processor::Function::from_runtime(&runtime);
-    let listed = function
-        .invoke(serde_json::json!({"action": "dead_letters"}))
-        .await
-        .expect("dead letters");
-    assert_eq!(listed["dead_letters"][0]["id"], key.id.as_str(), "{listed}");
-    assert!(
-        listed["dead_letters"][0]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("gave up")),
-        "{listed}"
-    );
-    assert!(
-        listed["dead_letters"][0].get("payload").is_none(),
-        "no payloads in listings"
-    );
+    assert_lists_one_dead_letter(&function, &key, "gave up").await;
     let moved = function
         .invoke(serde_json::json!({"action": "redrive", "max": 10}))
         .await
@@ -418,17 +418,7 @@ async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
     assert_eq!(receives, MAX_RECEIVES, "moved after maxReceiveCount receives");
     assert_eq!(counter.runs(&key.id), 0);
     let function = processor::Function::from_runtime(&runtime);
-    let listed = function
-        .invoke(serde_json::json!({"action": "dead_letters"}))
-        .await
-        .expect("dead letters");
-    assert_eq!(listed["dead_letters"][0]["id"], key.id.as_str(), "{listed}");
-    assert!(
-        listed["dead_letters"][0]["reason"]
-            .as_str()
-            .is_some_and(|r| r.contains("redrive policy")),
-        "{listed}"
-    );
+    assert_lists_one_dead_letter(&function, &key, "redrive policy").await;
     let moved = function
         .invoke(serde_json::json!({"action": "redrive"}))
         .await

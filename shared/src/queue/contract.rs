@@ -18,6 +18,19 @@ async fn receive_one(q: &dyn Queue, visibility: Duration) -> Option<super::Deliv
     None
 }
 
+/// The dead letters, once there are some (emulators may need a moment).
+async fn some_dead_letters(q: &dyn Queue) -> Vec<super::DeadLetter> {
+    let mut dead = Vec::new();
+    for _ in 0..20 {
+        dead = q.dead_letters(10).await.expect("dead_letters");
+        if !dead.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    dead
+}
+
 /// Runs every contract check. The queue and its dead-letter queue must be empty.
 pub async fn run_all(q: &dyn Queue) {
     send_receive_ack(q).await;
@@ -95,14 +108,7 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
             .is_empty(),
         "not on the main queue"
     );
-    let mut dead = Vec::new();
-    for _ in 0..20 {
-        dead = q.dead_letters(10).await.expect("dead_letters");
-        if !dead.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let dead = some_dead_letters(q).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].event.id, "m4");
     assert!(dead[0].reason.contains("bad data"), "reason kept: {}", dead[0].reason);
@@ -146,14 +152,7 @@ async fn redrive_follows_the_gate(q: &dyn Queue) {
         .expect("moved message arrives");
     assert_eq!(back.event.id, "send-g3");
     q.ack(&back).await.expect("ack");
-    let mut dead = Vec::new();
-    for _ in 0..20 {
-        dead = q.dead_letters(10).await.expect("dead_letters");
-        if !dead.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let dead = some_dead_letters(q).await;
     let ids: Vec<&str> = dead.iter().map(|d| d.event.id.as_str()).collect();
     assert_eq!(ids, ["keep-g1"], "kept stays parked, discarded is gone");
     // Leave the dead letters empty for the contract's other steps.

@@ -17,12 +17,17 @@ pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
 }
 
 fn claim(ev: &Event, now: i64) -> Claim<'_> {
+    claim_as(ev, EventState::Received, now, 7 * 86_400)
+}
+
+/// A claim of `ev` recorded in `state` at `now`, with a 30 s lease.
+pub fn claim_as(ev: &Event, state: EventState, now: i64, ttl_secs: i64) -> Claim<'_> {
     Claim {
         event: ev,
-        state: EventState::Received,
+        state,
         now,
         lease_secs: 30,
-        ttl_secs: 7 * 86_400,
+        ttl_secs,
     }
 }
 
