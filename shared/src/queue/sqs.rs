@@ -263,11 +263,29 @@ fn event_attributes(event: &Event) -> HashMap<String, MessageAttributeValue> {
 
 /// What SQS counts against its size limits: body plus attribute names, types and values.
 fn message_size(body: &str, attrs: &HashMap<String, MessageAttributeValue>) -> usize {
-    body.len()
-        + attrs
-            .iter()
-            .map(|(k, v)| k.len() + v.data_type().len() + v.string_value().map_or(0, str::len))
-            .sum::<usize>()
+    body.len() + attributes_size(attrs)
+}
+
+fn attributes_size(attrs: &HashMap<String, MessageAttributeValue>) -> usize {
+    attrs
+        .iter()
+        .map(|(k, v)| k.len() + v.data_type().len() + v.string_value().map_or(0, str::len))
+        .sum()
+}
+
+/// Counts the bytes written to it, so an envelope is measured without a copy.
+#[derive(Default)]
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn receive_count(m: &Message) -> Option<&str> {
@@ -291,7 +309,14 @@ fn message(event: &Event) -> Result<(String, HashMap<String, MessageAttributeVal
 #[async_trait]
 impl Queue for SqsQueue {
     fn fits(&self, event: &Event) -> Result<(), QueueError> {
-        message(event).map(|_| ())
+        // Measured, not built: `send` builds the message once, after the claim.
+        let mut body = ByteCount::default();
+        serde_json::to_writer(&mut body, event).map_err(|e| QueueError::BadMessage(e.to_string()))?;
+        let size = body.0 + attributes_size(&event_attributes(event));
+        if size > MAX_MESSAGE_BYTES {
+            return Err(QueueError::TooLarge(size));
+        }
+        Ok(())
     }
 
     async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
@@ -489,6 +514,29 @@ impl SqsQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fits_measures_exactly_what_send_builds() {
+        let queue = SqsQueue::new(
+            Client::from_conf(
+                aws_sdk_sqs::Config::builder()
+                    .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+                    .build(),
+            ),
+            "q",
+            "d",
+        );
+        let mut ev = crate::store::contract::event("p", "e\"1", "t");
+        let (_, _, built) = message(&ev).expect("fits");
+        let mut measured = ByteCount::default();
+        serde_json::to_writer(&mut measured, &ev).expect("writes");
+        assert_eq!(measured.0 + attributes_size(&event_attributes(&ev)), built);
+        assert!(queue.fits(&ev).is_ok());
+        let filler = "x".repeat(MAX_MESSAGE_BYTES);
+        ev.payload = crate::payload::Payload::from_text(format!(r#"{{"f":"{filler}"}}"#));
+        assert!(matches!(queue.fits(&ev), Err(QueueError::TooLarge(n)) if n > MAX_MESSAGE_BYTES));
+        assert!(matches!(message(&ev), Err(QueueError::TooLarge(_))));
+    }
 
     #[test]
     fn attributes_are_cleaned_and_bounded() {
