@@ -5,6 +5,7 @@
 use super::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError};
 use crate::event::{Event, EventKey, EventRecord, EventState};
 use async_trait::async_trait;
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
@@ -55,15 +56,29 @@ impl EventStore for MemoryStore {
         let key = claim.event.pk();
         let lease = (claim.state == EventState::Received).then_some(claim.now + claim.lease_secs);
         let mut records = self.records();
-        let attempts = match records.get(&key) {
-            None => 0,
-            Some((_, r)) if r.state == EventState::Received && r.lease_until.unwrap_or(0) <= claim.now => r.attempts,
-            Some((_, r)) if r.state == EventState::Received => return Ok(ClaimOutcome::InFlight),
-            Some((_, r)) => return Ok(ClaimOutcome::Duplicate(r.state)),
-        };
         let order = records.len() as u64;
-        let record = new_record(claim.event, claim.state, attempts, claim.now, lease, claim.ttl_secs);
-        records.insert(key, (order, record));
+        let record = |attempts| {
+            let record = new_record(claim.event, claim.state, attempts, claim.now, lease, claim.ttl_secs);
+            (order, record)
+        };
+        // One hash of the key, whether the record is new or taken over.
+        match records.entry(key) {
+            Entry::Vacant(slot) => {
+                slot.insert(record(0));
+            }
+            Entry::Occupied(mut slot) => {
+                let (_, r) = slot.get();
+                if r.state != EventState::Received {
+                    return Ok(ClaimOutcome::Duplicate(r.state));
+                }
+                if r.lease_until.unwrap_or(0) > claim.now {
+                    return Ok(ClaimOutcome::InFlight);
+                }
+                // An expired claim that never reached the queue: take it over.
+                let attempts = r.attempts;
+                slot.insert(record(attempts));
+            }
+        }
         Ok(ClaimOutcome::Claimed)
     }
 

@@ -4,7 +4,7 @@
 //! SHA-1 `X-Hub-Signature` is not accepted. Meta signs POSTs the same way
 //! (see [`super::meta`]), so the header helpers live here.
 
-use super::hmac_scheme::{hmac, verify_any};
+use super::hmac_scheme::{decode_hex, hmac, verify_any};
 use super::{Algorithm, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -27,8 +27,8 @@ pub fn parse_signature(value: &str) -> Result<Vec<u8>, VerifyError> {
         .trim()
         .strip_prefix(PREFIX)
         .ok_or_else(|| VerifyError::Invalid(format!("{SIGNATURE_HEADER} lacks the {PREFIX} prefix")))?;
-    match hex::decode(hex_part) {
-        Ok(sig) if sig.len() == 32 => Ok(sig),
+    match decode_hex(hex_part) {
+        Some(sig) if sig.len() == 32 => Ok(sig),
         _ => Err(VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not 64 hex digits"))),
     }
 }

@@ -11,7 +11,7 @@
 //! timestamp tolerance; ours is configurable (300 s by default), and `ts` in
 //! milliseconds (as some notifications send it) is understood.
 
-use super::hmac_scheme::{hmac, verify_any};
+use super::hmac_scheme::{decode_hex, hmac, verify_any};
 use super::{check_timestamp, default_tolerance, Algorithm, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use rand::Rng;
@@ -72,7 +72,7 @@ pub fn parse_header(value: &str) -> Result<MercadoPagoSignature<'_>, VerifyError
                 ts = Some(t);
             }
             "v1" => {
-                if let Ok(sig) = hex::decode(val.trim()) {
+                if let Some(sig) = decode_hex(val.trim()) {
                     v1.push(sig);
                 }
             }

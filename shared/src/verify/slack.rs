@@ -3,7 +3,7 @@
 //! minutes both ways. A verified `{"type":"url_verification","challenge":..}`
 //! POST (sent when the Events API URL is saved) is answered with the challenge.
 
-use super::hmac_scheme::{hmac, verify_any};
+use super::hmac_scheme::{decode_hex, hmac, verify_any};
 use super::{
     all_ok, check_timestamp, default_tolerance, parse_timestamp, Algorithm, Handshake, Request, SignInput, Signed,
     Verifier, VerifyError,
@@ -32,8 +32,8 @@ pub fn parse_signature(value: &str) -> Result<Vec<u8>, VerifyError> {
         .trim()
         .strip_prefix("v0=")
         .ok_or_else(|| VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not a v0= signature")))?;
-    match hex::decode(hex_part) {
-        Ok(sig) if sig.len() == 32 => Ok(sig),
+    match decode_hex(hex_part) {
+        Some(sig) if sig.len() == 32 => Ok(sig),
         _ => Err(VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not 64 hex digits"))),
     }
 }

@@ -4,7 +4,7 @@
 //! mode legacy) and unknown keys are ignored, as Stripe's libraries do. The
 //! timestamp must be within the tolerance (300 s by default) both ways.
 
-use super::hmac_scheme::{hmac, verify_any};
+use super::hmac_scheme::{decode_hex, hmac, verify_any};
 use super::{check_timestamp, default_tolerance, Algorithm, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use serde::Deserialize;
@@ -56,7 +56,7 @@ pub fn parse_header(value: &str) -> Result<StripeSignature, VerifyError> {
                 );
             }
             "v1" => {
-                if let Ok(sig) = hex::decode(val.trim()) {
+                if let Some(sig) = decode_hex(val.trim()) {
                     v1.push(sig);
                 }
             }

@@ -12,7 +12,7 @@
 //! do, the URL is also tried without its port and with the scheme's default
 //! port, since proxies add or drop `:443`.
 
-use super::hmac_scheme::{hmac, verify_any};
+use super::hmac_scheme::{decode_hex, hmac, verify_any};
 use super::{Algorithm, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use base64::Engine;
@@ -117,7 +117,7 @@ impl Verifier for TwilioVerifier {
         let params = match req.query_param(BODY_HASH_PARAM) {
             Some(claimed) => {
                 let actual = Sha256::digest(req.body);
-                let claimed = hex::decode(claimed.trim()).unwrap_or_default();
+                let claimed = decode_hex(claimed.trim()).unwrap_or_default();
                 if !bool::from(claimed.as_slice().ct_eq(actual.as_slice())) {
                     return Err(VerifyError::Invalid(format!(
                         "{BODY_HASH_PARAM} does not match the body"
