@@ -32,6 +32,11 @@ impl MemoryQueue {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Drops every message, dead letters included.
+    pub fn clear(&self) {
+        self.state().1.clear();
+    }
+
     /// Messages waiting or in flight (not dead-lettered).
     pub fn depth(&self) -> usize {
         self.state().1.values().filter(|m| m.dead.is_none()).count()

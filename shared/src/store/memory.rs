@@ -27,6 +27,12 @@ impl MemoryStore {
         }
     }
 
+    /// Forgets every record but keeps the map's memory, so a benchmark's
+    /// next round writes into warm memory as a long-running store does.
+    pub fn clear(&self) {
+        self.records().clear();
+    }
+
     fn records(&self) -> MutexGuard<'_, HashMap<String, (u64, EventRecord)>> {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
