@@ -345,6 +345,21 @@ mod tests {
             read(&["/id", "/missing"], r#"{"id":"e1","x":[1,{"y":2}]}"#),
             Ok(vec![some("e1"), None])
         );
+        // The stop leaves the closing brackets to serde_json: a container
+        // that ends right there, one left open in an object or an array,
+        // and text after a whole document all read the same.
+        let top = ["/id", "/type"];
+        for (pointers, body) in [
+            (top, r#"{"id":"e1","type":"t"}"#),
+            (top, r#"{"id":"e1","type":"t"} trailing"#),
+            (["/data/id", "/data/type"], r#"{"data":{"id":"e1","type":"t","rest":"#),
+            (
+                ["/items/0/id", "/items/1/type"],
+                r#"{"items":[{"id":"e1"},{"type":"t"},"#,
+            ),
+        ] {
+            assert_eq!(read(&pointers, body), Ok(vec![some("e1"), some("t")]), "{body}");
+        }
     }
 
     #[test]
