@@ -168,8 +168,9 @@ impl<'b> NodeSeed<'_, 'b> {
     /// Ends the scan early: every value is found. The visitor returns
     /// without reading the rest of its object or array, so serde_json's
     /// check for the closing bracket fails (unless the container ends right
-    /// there) and ends the parse; `read` knows the scan stopped on purpose. That costs one positioned syntax error,
-    /// where a custom error would format, parse and box a message.
+    /// there) and ends the parse; `read` knows the scan stopped on purpose.
+    /// That costs one positioned syntax error, where a custom error would
+    /// format its message into a new string and box it.
     fn stop<E: de::Error>(&mut self) -> Result<(), E> {
         self.state.stopped = true;
         Ok(())
