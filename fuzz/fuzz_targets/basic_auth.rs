@@ -8,8 +8,8 @@
 
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::secret::Secret;
-use webhooks_shared::verify::{BasicAuthConfig, BasicAuthVerifier, Encoding, Request, SignInput, Verifier};
+use webhooks_core::secret::Secret;
+use webhooks_core::verify::{BasicAuthConfig, BasicAuthVerifier, Encoding, Request, SignInput, Verifier};
 
 fn verifier(user: &str, password: &str) -> BasicAuthVerifier {
     BasicAuthVerifier::new(

@@ -12,8 +12,8 @@
 
 use http::{HeaderMap, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::secret::Secret;
-use webhooks_shared::verify::{
+use webhooks_core::secret::Secret;
+use webhooks_core::verify::{
     Algorithm, Encoding, HmacConfig, HmacVerifier, Request, SignInput, Verifier, MAX_MAC_BYTES,
 };
 

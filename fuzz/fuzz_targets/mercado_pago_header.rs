@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::verify::mercado_pago::{manifest, normalize_data_id, parse_header};
+use webhooks_core::verify::mercado_pago::{manifest, normalize_data_id, parse_header};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {

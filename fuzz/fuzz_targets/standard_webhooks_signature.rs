@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::verify::standard_webhooks::{decode_secret, parse_signatures};
+use webhooks_core::verify::standard_webhooks::{decode_secret, parse_signatures};
 
 fuzz_target!(|data: &[u8]| {
     let _ = decode_secret(data);

@@ -2,7 +2,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::verify::twilio::{parse_signature, signed_content, sorted_form_params, url_variants};
+use webhooks_core::verify::twilio::{parse_signature, signed_content, sorted_form_params, url_variants};
 
 fuzz_target!(|data: &[u8]| {
     let (head, body) = data.split_at(data.len() / 2);

@@ -8,8 +8,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use libfuzzer_sys::fuzz_target;
-use webhooks_shared::secret::Secret;
-use webhooks_shared::verify::{
+use webhooks_core::secret::Secret;
+use webhooks_core::verify::{
     GithubConfig, GithubVerifier, MercadoPagoConfig, MercadoPagoVerifier, MetaConfig, MetaVerifier, Request,
     ShopifyConfig, ShopifyVerifier, SlackConfig, SlackVerifier, StandardWebhooksConfig, StandardWebhooksVerifier,
     StripeConfig, StripeVerifier, TwilioConfig, TwilioVerifier, Verifier,

@@ -36,6 +36,85 @@ pub enum Command {
     Events(EventsCommand),
     /// Put events back on the queue: one by id, or everything dead-lettered.
     Replay(ReplayArgs),
+    /// List the dead letters, or discard them for good.
+    #[command(subcommand)]
+    DeadLetters(DeadLettersCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeadLettersCommand {
+    /// List dead-lettered events with why they failed.
+    List(DeadLettersListArgs),
+    /// Delete dead letters and their records for good (they are never purged
+    /// by age); says how many it removed.
+    Discard(DiscardArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeadLettersListArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DiscardArgs {
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: usize,
+    /// Required: the dead letters are gone for good.
+    #[arg(long)]
+    pub yes: bool,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+/// Which backend the operating commands read and change: the local SQLite
+/// file, or a deployed stack's table and queues.
+#[derive(Debug, Clone, Args)]
+pub struct BackendArgs {
+    /// `sqlite` (the file named by --db) or `aws` (a deployed stack). When
+    /// unset: `aws` if --stack or --table is given, else `sqlite`.
+    #[arg(long, env = "WEBHOOKS_BACKEND", value_enum)]
+    pub backend: Option<BackendKind>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// AWS: the CloudFormation stack whose outputs name the table and the
+    /// queues (EventsTableName, QueueUrl, DeadLetterQueueUrl).
+    #[arg(long, env = "WEBHOOKS_STACK")]
+    pub stack: Option<String>,
+    /// AWS: the DynamoDB table of event records (overrides the stack's).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// AWS: the main SQS queue's URL (overrides the stack's).
+    #[arg(long)]
+    pub queue_url: Option<String>,
+    /// AWS: the dead-letter queue's URL (overrides the stack's).
+    #[arg(long)]
+    pub dlq_url: Option<String>,
+    /// AWS: send every AWS call here (an emulator) instead of the region's
+    /// endpoints.
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub endpoint_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendKind {
+    Sqlite,
+    Aws,
+}
+
+impl BackendArgs {
+    /// The backend asked for, or the one the other flags imply.
+    pub fn kind(&self) -> BackendKind {
+        self.backend.unwrap_or(if self.stack.is_some() || self.table.is_some() {
+            BackendKind::Aws
+        } else {
+            BackendKind::Sqlite
+        })
+    }
 }
 
 /// Where the database and configuration are.
@@ -102,7 +181,7 @@ pub struct SignArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// Delivery id, for schemes that sign one (default: random).
+    /// ReceivedMessage id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Public URL the delivery goes to, for schemes that sign the URL.
@@ -129,7 +208,7 @@ pub struct SendArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// Delivery id, for schemes that sign one (default: random).
+    /// ReceivedMessage id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Content type of the body (default: what the provider reads: a form
@@ -146,16 +225,49 @@ pub enum EventsCommand {
     List(ListArgs),
     /// Show one event: state, attempts, last error, handler results, payload.
     Show(ShowArgs),
+    /// Write events as JSON lines (newest first), with progress on stderr.
+    Export(ExportArgs),
 }
 
+/// The filters `events list` and `events export` share.
 #[derive(Debug, Clone, Args)]
-pub struct ListArgs {
+pub struct FilterArgs {
     /// Only this state (RECEIVED, QUEUED, PROCESSING, DONE, FAILED, IGNORED).
     #[arg(long)]
     pub status: Option<String>,
     /// Only this provider.
     #[arg(long)]
     pub provider: Option<String>,
+    /// Only this event type (exact, e.g. invoice.created).
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Only events received at or after this time: Unix seconds, YYYY-MM-DD
+    /// or YYYY-MM-DDTHH:MM:SSZ (UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// With their payloads.
+    #[arg(long)]
+    pub payloads: bool,
+    /// Write here instead of stdout.
+    #[arg(long, short)]
+    pub output: Option<std::path::PathBuf>,
+    /// At most this many.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub backend: BackendArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filter: FilterArgs,
     /// At most this many.
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
@@ -163,7 +275,7 @@ pub struct ListArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub backend: BackendArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -173,7 +285,7 @@ pub struct ShowArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub backend: BackendArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -191,5 +303,5 @@ pub struct ReplayArgs {
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub backend: BackendArgs,
 }

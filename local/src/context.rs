@@ -3,15 +3,12 @@
 use crate::cli::{ConfigArgs, DurabilityArg, LogFormat, StoreArgs};
 use anyhow::Context;
 use std::io::IsTerminal;
-use std::sync::Arc;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
-use webhooks_shared::config::AppConfig;
-use webhooks_shared::db::{Db, Durability};
-use webhooks_shared::provider::{Provider, Registry};
-use webhooks_shared::queue::sqlite::SqliteQueue;
-use webhooks_shared::secret::EnvResolver;
-use webhooks_shared::store::sqlite::SqliteStore;
+use webhooks_core::config::AppConfig;
+use webhooks_core::provider::{Provider, Providers};
+use webhooks_core::secret::EnvResolver;
+use webhooks_sqlite::{Durability, SqliteBackend};
 
 /// Logs go to stderr, so command output on stdout stays clean for pipes.
 /// Lines are written by a thread of their own, in batches, so a request
@@ -39,20 +36,13 @@ pub fn load_config(args: &ConfigArgs) -> anyhow::Result<AppConfig> {
     Ok(AppConfig::load(args.config.as_deref())?)
 }
 
-pub fn open_db(args: &StoreArgs, durability: DurabilityArg) -> anyhow::Result<Db> {
+/// The embedded database named by `--db`, with its store, queue and admission.
+pub fn open_db(args: &StoreArgs, durability: DurabilityArg) -> anyhow::Result<SqliteBackend> {
     let durability = match durability {
         DurabilityArg::Normal => Durability::Normal,
         DurabilityArg::Full => Durability::Full,
     };
-    Db::open(&args.db, durability).with_context(|| format!("opening database {}", args.db.display()))
-}
-
-/// The embedded store and queue over one database.
-pub fn embedded_ports(db: &Db) -> (Arc<SqliteStore>, Arc<SqliteQueue>) {
-    (
-        Arc::new(SqliteStore::new(db.clone())),
-        Arc::new(SqliteQueue::new(db.clone())),
-    )
+    SqliteBackend::open(&args.db, durability).with_context(|| format!("opening database {}", args.db.display()))
 }
 
 /// One provider with its secrets from the environment, or an error that
@@ -67,9 +57,9 @@ pub fn provider(config: &AppConfig, name: &str) -> anyhow::Result<Provider> {
 }
 
 /// Lists the providers in force and why others are not, for start-up output.
-pub fn describe_registry(registry: &Registry) -> String {
-    let mut out = format!("active providers: {}", registry.names().join(", "));
-    for (name, why) in &registry.disabled {
+pub fn describe_providers(providers: &Providers) -> String {
+    let mut out = format!("active providers: {}", providers.names().join(", "));
+    for (name, why) in &providers.disabled {
         out.push_str(&format!("\n  disabled: {name} ({why})"));
     }
     out

@@ -1,9 +1,11 @@
 //! `webhooks`: the receiver as one local process on an embedded SQLite
 //! database, plus the tools to sign, send, inspect and replay events.
 
+mod backend;
 mod cli;
 mod commands;
 mod context;
+mod progress;
 
 use clap::Parser;
 use std::process::ExitCode;

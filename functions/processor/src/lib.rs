@@ -1,6 +1,6 @@
 //! The processor Lambda: an SQS event source mapping (with
 //! `ReportBatchItemFailures`) hands a batch of records; each becomes a
-//! [`Delivery`] and goes through `webhooks_shared::process::Processor::run`,
+//! [`ReceivedMessage`] and goes through `webhooks_core::pipeline::process::Processor::run`,
 //! which leases the record, runs the handlers and settles the message
 //! through the SQS adapter (delete / ChangeMessageVisibility for the backoff /
 //! explicit send to the DLQ). Records to try again are reported as batch item
@@ -21,38 +21,49 @@ use futures::future::BoxFuture;
 use serde::Deserialize;
 use std::sync::Arc;
 use tracing::{error, warn};
-use webhooks_shared::aws::Runtime;
-use webhooks_shared::process::{Disposition, Processor};
-use webhooks_shared::queue::sqs::SqsQueue;
-use webhooks_shared::queue::Delivery;
-use webhooks_shared::queue::Queue;
+use webhooks_aws::emf::Emf;
+use webhooks_aws::sqs::SqsQueue;
+use webhooks_aws::Runtime;
+use webhooks_core::pipeline::process::{Disposition, Processor};
+use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::queue::ReceivedMessage;
 
-/// Runs one delivery to its disposition.
-pub type RunOne = Arc<dyn Fn(Delivery) -> BoxFuture<'static, Disposition> + Send + Sync>;
+/// Runs one message to its disposition.
+pub type RunOne = Arc<dyn Fn(ReceivedMessage) -> BoxFuture<'static, Disposition> + Send + Sync>;
 
 /// The batch handler: the processor pipeline over the SQS adapter.
 #[derive(Clone)]
 pub struct BatchHandler {
     queue: Arc<SqsQueue>,
     run: RunOne,
+    metrics: Emf,
 }
 
 impl BatchHandler {
-    pub fn new(processor: Arc<Processor>, queue: Arc<SqsQueue>) -> Self {
-        let run: RunOne = Arc::new(move |delivery: Delivery| {
+    pub fn new(processor: Arc<Processor>, queue: Arc<SqsQueue>, metrics: Emf) -> Self {
+        let run: RunOne = Arc::new(move |message: ReceivedMessage| {
             let processor = processor.clone();
-            Box::pin(async move { processor.run(&delivery, webhooks_shared::time::unix_now()).await })
+            Box::pin(async move { processor.run(&message, webhooks_core::time::unix_now()).await })
         });
-        Self { queue, run }
+        Self { queue, run, metrics }
     }
 
-    /// With another per-delivery step (tests wrap the processor with one that panics).
-    pub fn with_runner(queue: Arc<SqsQueue>, run: RunOne) -> Self {
-        Self { queue, run }
+    /// With another per-message step (tests wrap the processor with one that panics).
+    #[cfg(test)]
+    pub(crate) fn with_runner(queue: Arc<SqsQueue>, run: RunOne) -> Self {
+        Self {
+            queue,
+            run,
+            metrics: Emf::new("test"),
+        }
     }
 
     pub fn from_runtime(runtime: &Runtime) -> Self {
-        Self::new(runtime.app.processor.clone(), runtime.queue.clone())
+        Self::new(
+            runtime.app.processor.clone(),
+            runtime.queue.clone(),
+            runtime.metrics.clone(),
+        )
     }
 
     /// Handles a batch; returns the message ids SQS should deliver again.
@@ -70,9 +81,13 @@ impl BatchHandler {
             })
             .collect();
         let mut response = SqsBatchResponse::default();
+        let mut request_ids: Vec<serde_json::Value> = Vec::new();
         for (message_id, task) in tasks {
             let retry = match task.await {
-                Ok(retry) => retry,
+                Ok(Handled { retry, request_id }) => {
+                    request_ids.extend(request_id.map(serde_json::Value::from));
+                    retry
+                }
                 Err(e) => {
                     error!(message_id = %message_id, panicked = e.is_panic(), "record task failed; SQS delivers it again");
                     true
@@ -84,33 +99,55 @@ impl BatchHandler {
                 response.batch_item_failures.push(failure);
             }
         }
+        // What the batch recorded, as EMF documents in the log, with the ids
+        // of the requests that delivered its events (to find the ingest's
+        // lines and documents for them).
+        self.metrics
+            .flush(&[("request_ids", serde_json::Value::Array(request_ids))]);
         response
     }
 
-    /// Processes one record; true when SQS should deliver it again.
-    async fn handle_record(&self, record: SqsMessage) -> bool {
+    /// Processes one record.
+    async fn handle_record(&self, record: SqsMessage) -> Handled {
         let message_id = record.message_id.as_deref().unwrap_or_default();
         let receipt = record.receipt_handle.as_deref().unwrap_or_default();
         let body = record.body.as_deref().unwrap_or_default();
         let count = record.attributes.get("ApproximateReceiveCount").map(String::as_str);
-        match SqsQueue::delivery(message_id, receipt, body, count) {
-            Ok(delivery) => !matches!(
-                (self.run)(delivery).await,
-                Disposition::Ack | Disposition::DeadLetter(_)
-            ),
+        match SqsQueue::received_message(message_id, receipt, body, count) {
+            Ok(message) => {
+                let request_id = message.event.request_id.clone();
+                // A fresh retry replaced the message: nothing for SQS to deliver again.
+                let retry = !matches!(
+                    (self.run)(message).await,
+                    Disposition::Ack | Disposition::DeadLetter(_) | Disposition::RetryFresh(_)
+                );
+                Handled { retry, request_id }
+            }
             Err(e) => {
                 // Nothing can ever process it: park it in the DLQ now.
                 warn!(message_id = %message_id, error = %e, "not an event envelope; dead-lettered");
-                match self.queue.dead_letter_raw(receipt, body, &e.to_string()).await {
+                let retry = match self.queue.dead_letter_raw(receipt, body, &e.to_string()).await {
                     Ok(()) => false,
                     Err(e) => {
                         warn!(message_id = %message_id, error = %e, "could not dead-letter; the redrive policy will");
                         true
                     }
+                };
+                Handled {
+                    retry,
+                    request_id: None,
                 }
             }
         }
     }
+}
+
+/// What became of one record of a batch.
+struct Handled {
+    /// SQS should deliver it again (a batch item failure).
+    retry: bool,
+    /// The id of the request that delivered its event, when it says.
+    request_id: Option<String>,
 }
 
 /// An operator's direct invocation.
@@ -139,7 +176,7 @@ pub enum InvokeError {
     #[error("not an SQS event nor a command ({{\"action\": \"dead_letters\" | \"redrive\"}}): {0}")]
     Unknown(String),
     #[error(transparent)]
-    Queue(#[from] webhooks_shared::queue::QueueError),
+    Queue(#[from] webhooks_core::ports::queue::QueueError),
 }
 
 /// The whole function: SQS batches and operator commands.
@@ -191,7 +228,7 @@ impl Function {
             Command::Redrive { max } => {
                 let moved = self
                     .processor
-                    .redrive_dead_letters(max, webhooks_shared::time::unix_now())
+                    .redrive_dead_letters(max, webhooks_core::time::unix_now())
                     .await?;
                 tracing::info!(count = moved.len(), "dead letters redriven");
                 Ok(serde_json::json!({ "redriven": moved }))
@@ -213,3 +250,6 @@ mod tests {
         assert!(serde_json::from_str::<Command>(r#"{"action":"purge"}"#).is_err());
     }
 }
+
+#[cfg(test)]
+mod batch_tests;

@@ -4,13 +4,13 @@
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use processor::Function;
-use webhooks_shared::aws::AwsEnv;
+use webhooks_aws::AwsEnv;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let env = AwsEnv::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let runtime = webhooks_shared::aws::init("processor", &env)
+    let runtime = webhooks_aws::init("processor", &env)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let function = Function::from_runtime(&runtime);

@@ -1,10 +1,14 @@
 //! `webhooks events list` and `webhooks events show`.
 
-use crate::cli::{DurabilityArg, ListArgs, ShowArgs};
-use crate::context;
+use crate::backend;
+use crate::cli::{ExportArgs, FilterArgs, ListArgs, ShowArgs};
+use crate::progress::{Interrupt, Progress};
+use anyhow::Context;
+use std::io::Write;
 use std::process::ExitCode;
-use webhooks_shared::event::{EventKey, EventRecord, EventState};
-use webhooks_shared::store::{EventStore, ListFilter};
+use webhooks_core::event::{EventKey, EventRecord, EventState};
+use webhooks_core::ports::store::ListFilter;
+use webhooks_core::time::{iso8601, parse_time};
 
 fn summary(r: &EventRecord) -> serde_json::Value {
     serde_json::json!({
@@ -16,7 +20,79 @@ fn summary(r: &EventRecord) -> serde_json::Value {
         "last_error": r.last_error,
         "received_at": r.received_at,
         "updated_at": r.updated_at,
+        "received": iso8601(r.received_at),
     })
+}
+
+/// The store's filter from the command line, or an error that says what a
+/// bad `--status` or `--since` should look like.
+fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
+    let state = args
+        .status
+        .as_deref()
+        .map(|s| {
+            EventState::parse(s).ok_or_else(|| {
+                let all: Vec<&str> = EventState::ALL.iter().map(|s| s.as_str()).collect();
+                anyhow::anyhow!("unknown status `{s}`; use one of {}", all.join(", "))
+            })
+        })
+        .transpose()?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|text| {
+            parse_time(text).ok_or_else(|| {
+                anyhow::anyhow!("--since `{text}` is not a time: use Unix seconds, YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ")
+            })
+        })
+        .transpose()?;
+    Ok(ListFilter {
+        state,
+        provider: args.provider.clone(),
+        event_type: args.event_type.clone(),
+        since,
+        limit,
+    })
+}
+
+pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let filter = list_filter(&args.filter, args.limit)?;
+    let backend = backend::open(&args.backend).await?;
+    let records: Vec<EventRecord> = backend.store.list(&filter).await?;
+    let mut out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let progress = Progress::new("events", records.len() as u64);
+    let interrupt = Interrupt::listen();
+    let mut written = 0usize;
+    for r in &records {
+        if interrupt.requested() {
+            break;
+        }
+        let mut line = summary(r);
+        if args.payloads {
+            line["payload"] = match &r.payload {
+                Some(p) => p
+                    .json()
+                    .unwrap_or_else(|_| serde_json::Value::String(p.as_str().to_string())),
+                None => serde_json::Value::Null,
+            };
+        }
+        writeln!(out, "{line}")?;
+        written += 1;
+        progress.inc();
+    }
+    out.flush()?;
+    progress.finish();
+    let stopped = written < records.len();
+    eprintln!(
+        "exported {written} event(s){}",
+        if stopped { "; stopped by Ctrl-C" } else { "" }
+    );
+    Ok(if stopped { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// Cuts a cell to `width` characters for the table.
@@ -30,22 +106,9 @@ fn cell(s: &str, width: usize) -> String {
 }
 
 pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
-    let state = match &args.status {
-        None => None,
-        Some(s) => Some(EventState::parse(s).ok_or_else(|| {
-            let all: Vec<&str> = EventState::ALL.iter().map(|s| s.as_str()).collect();
-            anyhow::anyhow!("unknown status `{s}`; use one of {}", all.join(", "))
-        })?),
-    };
-    let db = context::open_db(&args.store, DurabilityArg::Normal)?;
-    let (store, _) = context::embedded_ports(&db);
-    let records = store
-        .list(&ListFilter {
-            state,
-            provider: args.provider.clone(),
-            limit: args.limit,
-        })
-        .await?;
+    let filter = list_filter(&args.filter, args.limit)?;
+    let backend = backend::open(&args.backend).await?;
+    let records = backend.store.list(&filter).await?;
     if args.json {
         for r in &records {
             println!("{}", summary(r));
@@ -54,12 +117,12 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "{:<20} {:<12} {:<28} {:<20} {:<10} {:>3}  LAST ERROR",
-        "RECEIVED (UTC s)", "PROVIDER", "ID", "TYPE", "STATE", "TRY"
+        "RECEIVED (UTC)", "PROVIDER", "ID", "TYPE", "STATE", "TRY"
     );
     for r in &records {
         println!(
             "{:<20} {:<12} {:<28} {:<20} {:<10} {:>3}  {}",
-            r.received_at,
+            iso8601(r.received_at),
             cell(&r.provider, 12),
             cell(&r.event_id, 28),
             cell(&r.event_type, 20),
@@ -73,9 +136,8 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
-    let db = context::open_db(&args.store, DurabilityArg::Normal)?;
-    let (store, _) = context::embedded_ports(&db);
-    let Some(r) = store.get(&EventKey::new(&args.provider, &args.id)).await? else {
+    let backend = backend::open(&args.backend).await?;
+    let Some(r) = backend.store.get(&EventKey::new(&args.provider, &args.id)).await? else {
         eprintln!("no event {}#{}", args.provider, args.id);
         return Ok(ExitCode::from(1));
     };
@@ -99,9 +161,9 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("state      {}", r.state);
         println!("attempts   {}", r.attempts);
         println!("last error {}", r.last_error.as_deref().unwrap_or("-"));
-        println!("received   {} (unix s)", r.received_at);
-        println!("updated    {} (unix s)", r.updated_at);
-        println!("expires    {} (unix s)", r.expires_at);
+        println!("received   {}", iso8601(r.received_at));
+        println!("updated    {}", iso8601(r.updated_at));
+        println!("expires    {}", iso8601(r.expires_at));
         println!("results    {}", serde_json::to_string_pretty(&r.results)?);
         println!("payload    {}", serde_json::to_string_pretty(&full["payload"])?);
     }

@@ -1,11 +1,13 @@
 //! One module per subcommand.
 
+mod dead_letters;
 mod events;
+mod metrics;
 mod replay;
 mod serve;
 mod sign;
 
-use crate::cli::{Cli, Command, EventsCommand, ServeOnly};
+use crate::cli::{Cli, Command, DeadLettersCommand, EventsCommand, ServeOnly};
 use clap::Parser;
 use std::process::ExitCode;
 
@@ -21,6 +23,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Send(args) => sign::send(args).await,
         Command::Events(EventsCommand::List(args)) => events::list(args).await,
         Command::Events(EventsCommand::Show(args)) => events::show(args).await,
+        Command::Events(EventsCommand::Export(args)) => events::export(args).await,
         Command::Replay(args) => replay::run(args).await,
+        Command::DeadLetters(DeadLettersCommand::List(args)) => dead_letters::list(args).await,
+        Command::DeadLetters(DeadLettersCommand::Discard(args)) => dead_letters::discard(args).await,
     }
 }

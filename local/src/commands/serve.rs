@@ -8,21 +8,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::info;
-use webhooks_shared::app::{App, Ports};
-use webhooks_shared::artifacts::LocalDir;
-use webhooks_shared::intake::sqlite::SqliteIntake;
-use webhooks_shared::secret::EnvResolver;
-use webhooks_shared::worker::{self, WorkerSettings};
+use webhooks_core::app::App;
+use webhooks_core::pipeline::worker::{self, WorkerSettings};
+use webhooks_core::ports::artifacts::LocalDir;
+use webhooks_core::secret::EnvResolver;
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let config = context::load_config(&args.config)?;
     let db = context::open_db(&args.store, args.durability)?;
-    let (store, queue) = context::embedded_ports(&db);
     // Claims and enqueues of a delivery in one SQLite transaction, shared by
     // concurrent deliveries (group commit).
-    let ports = Ports::new(store.clone(), queue, Arc::new(LocalDir::new(&args.artifacts_dir)))
-        .with_intake(Arc::new(SqliteIntake::new(db.clone())));
-    let app = App::build(&config, &EnvResolver, ports, |_, _| {}).context("cannot start")?;
+    let ports = db.ports(Arc::new(LocalDir::new(&args.artifacts_dir)));
+    let store = ports.store.clone();
+    let metrics = super::metrics::install().context("cannot install the metrics recorder")?;
+    let app = App::build(&config, &EnvResolver, ports).context("cannot start")?;
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
@@ -30,8 +29,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Plain stdout lines: what a newcomer reads, and what scripts wait for.
     println!("webhooks listening on http://{local}");
     println!("database: {}", args.store.db.display());
-    println!("{}", context::describe_registry(&app.registry));
-    for name in app.registry.names() {
+    println!("{}", context::describe_providers(&app.providers));
+    for name in app.providers.names() {
         println!("  POST http://{local}/webhooks/{name}");
     }
 
@@ -52,7 +51,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )))
     };
 
-    let router = webhooks_shared::http::router(app.ingest.clone());
+    let router = webhooks_core::http::router(app.ingest.clone()).merge(super::metrics::routes(metrics, db.queue()));
     // Answers are small and latency matters: no Nagle delay on them.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {

@@ -8,9 +8,9 @@ use rand::Rng;
 use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
-use webhooks_shared::provider::BodyFormat;
-use webhooks_shared::time::unix_now;
-use webhooks_shared::verify::{SignInput, Signed};
+use webhooks_core::provider::BodyFormat;
+use webhooks_core::time::unix_now;
+use webhooks_core::verify::{SignInput, Signed};
 
 const JSON: &str = "application/json";
 const FORM: &str = "application/x-www-form-urlencoded";

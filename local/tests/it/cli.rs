@@ -1,0 +1,419 @@
+//! The `webhooks` subcommands as a user types them: start-up errors that
+//! name what to fix, `sign` and `send` for each seed provider, `events` and
+//! `replay` on a real database.
+
+use crate::support::*;
+use std::time::Duration;
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// `webhooks send PROVIDER --url <serve's URL> --file FILE EXTRA...`.
+fn send(wd: &Workdir, serve: &Serve, provider: &str, file: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    send_with(wd, serve, provider, file, extra, &[])
+}
+
+/// [`send`] with extra environment variables (the secrets of a config's own providers).
+fn send_with(
+    wd: &Workdir,
+    serve: &Serve,
+    provider: &str,
+    file: &std::path::Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let url = serve.url(provider);
+    let mut args = vec!["send", provider, "--url", &url, "--file", file.to_str().expect("utf-8")];
+    args.extend_from_slice(extra);
+    command(wd, &args).envs(env.iter().copied()).output().expect("run")
+}
+
+#[test]
+fn serve_without_any_secret_refuses_to_start_naming_the_variables() {
+    let wd = Workdir::new();
+    let out = command(&wd, &["serve", "--addr", "127.0.0.1:0"])
+        .env_remove("GIGSTACK_WEBHOOK_SECRET")
+        .env_remove("TF_WEBHOOK_TOKEN")
+        .env_remove("PIRIOD_WEBHOOK_TOKEN")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    for var in ["GIGSTACK_WEBHOOK_SECRET", "TF_WEBHOOK_TOKEN", "PIRIOD_WEBHOOK_TOKEN"] {
+        assert!(err.contains(var), "names {var}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_its_secret_is_not_served_and_start_up_says_why() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let serve = Serve::start_with(&wd, &wd.config(&sink, 3, 100), &[], &[("PIRIOD_WEBHOOK_TOKEN", "")]);
+    let banner = serve.wait_output("PIRIOD_WEBHOOK_TOKEN", Duration::from_secs(5));
+    assert!(
+        banner.contains("disabled: piriod") && banner.contains("PIRIOD_WEBHOOK_TOKEN"),
+        "{banner}"
+    );
+    let resp = reqwest::Client::new()
+        .post(serve.url("piriod"))
+        .body(r#"{"event":"payment.created","object_id":"p1"}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status(), 404, "never accepted unverified");
+}
+
+#[test]
+fn a_bad_config_file_is_refused_naming_the_file() {
+    let wd = Workdir::new();
+    let path = wd.path("broken.toml");
+    std::fs::write(&path, "[retry\nmax_attempts = ").expect("write");
+    let out = command(&wd, &["serve", "--config", path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("broken.toml"), "{}", stderr(&out));
+}
+
+#[test]
+fn sign_prints_headers_and_a_curl_command_that_verify() {
+    let wd = Workdir::new();
+    let body_path = wd.path("body.json");
+    let body = gigstack_body("evt_sign_1", "invoice.created");
+    std::fs::write(&body_path, &body).expect("write");
+    let out = command(&wd, &["sign", "gigstack", "--file", body_path.to_str().expect("utf-8")])
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out).trim(),
+        format!("X-Gigstack-Signature: {}", gigstack_signature(&body))
+    );
+
+    let out = command(&wd, &["sign", "piriod", "--curl"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let curl = stdout(&out);
+    assert!(curl.starts_with("curl ") && curl.contains("token="), "{curl}");
+
+    let out = command(&wd, &["sign", "nosuch"]).output().expect("run");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+}
+
+/// Every sample body in `events/bodies/` (named `PROVIDER.TYPE.json`, or
+/// `.form` for a form-encoded one), sent with `webhooks send` to a running
+/// `serve` whose handlers call a local sink, is accepted and processed by
+/// its built-in handler, which makes its real HTTP call.
+#[tokio::test]
+async fn send_delivers_every_sample_body_and_its_handler_makes_its_call() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    // The providers' API credentials the handlers send (gigstack's is in every command's environment).
+    let credentials = [
+        ("PIRIOD_API_TOKEN", "piriod-api-test-token"),
+        ("PIRIOD_WORKSPACE", "ws-test"),
+        ("TUSFACTURAS_APIKEY", "tf-apikey"),
+        ("TUSFACTURAS_APITOKEN", "tf-apitoken"),
+        ("TUSFACTURAS_USERTOKEN", "tf-usertoken"),
+    ];
+    let serve = Serve::start_with(&wd, &wd.config(&sink, 3, 100), &[], &credentials);
+    let samples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/bodies");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&samples)
+        .expect("events/bodies")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 8, "{files:?}");
+    let mut sent: Vec<(String, String)> = Vec::new();
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).expect("utf-8 name");
+        let provider = name.split('.').next().expect("provider prefix").to_string();
+        // The stamped invoice's PDF lives on the sink, not on gigstack's file host.
+        let body = std::fs::read_to_string(file)
+            .expect("sample")
+            .replace("https://files.gigstack.example", &sink.url(""));
+        let body_path = wd.path(name);
+        std::fs::write(&body_path, body).expect("write");
+        // No --content-type: `send` posts what the provider reads (the form one as a form).
+        let out = send(&wd, &serve, &provider, &body_path, &[]);
+        let printed = stdout(&out);
+        assert!(out.status.success(), "{name}: {printed} {}", stderr(&out));
+        let answer: serde_json::Value = printed
+            .strip_prefix("200 ")
+            .and_then(|json| serde_json::from_str(json.trim()).ok())
+            .unwrap_or_else(|| panic!("{name}: {printed}"));
+        assert_eq!(answer["status"], "accepted", "{name}: {answer}");
+        let id = answer["ids"][0].as_str().expect("one id").to_string();
+        sent.push((provider, id));
+    }
+    for (provider, id) in &sent {
+        let record = wait_for_state(&wd, provider, id, "DONE", Duration::from_secs(30)).await;
+        let results = record["results"].as_object().expect("results");
+        assert_eq!(results.len(), 1, "{provider}#{id}: one handler ran: {record}");
+    }
+    let paths: Vec<String> = sink.effects().iter().map(|h| h.path.clone()).collect();
+    for expected in [
+        "/notify",                                   // invoice.created, and client.validated is_valid=false
+        "/invoices/inv_1001.pdf",                    // invoice.stamped downloads its PDF
+        "/api/invoices/inv_1001/payment-complement", // payment.received
+        "/erp",                                      // invoice.cancelled
+        "/api/payments/pay_7f3a9c/",                 // Piriod fetches the object
+    ] {
+        assert!(paths.iter().any(|p| p == expected), "no call to {expected}: {paths:?}");
+    }
+    assert_eq!(paths.iter().filter(|p| *p == "/notify").count(), 2, "{paths:?}");
+    let pdf = wd.path("artifacts/invoices/6F1B2C3D-4E5F-4A6B-8C7D-9E0F1A2B3C4D.pdf");
+    assert!(std::fs::read(&pdf).expect("stored PDF").starts_with(b"%PDF"));
+
+    let listed = run(&wd, &["events", "list", "--json"]);
+    let lines: Vec<serde_json::Value> = stdout(&listed)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(lines.len(), 8, "{lines:?}");
+    let only_gigstack = run(&wd, &["events", "list", "--provider", "gigstack", "--json"]);
+    assert_eq!(stdout(&only_gigstack).lines().count(), 5);
+    let table = run(&wd, &["events", "list"]);
+    assert!(stdout(&table).contains("8 event(s)"), "{}", stdout(&table));
+
+    let shown = show(&wd, "gigstack", "evt_gs_0001").expect("shown");
+    assert_eq!(shown["type"], "invoice.created");
+    assert_eq!(shown["payload"]["id"], "evt_gs_0001");
+    assert!(
+        shown["results"]["gigstack.notify_invoice_created"].is_object(),
+        "{shown}"
+    );
+
+    let bad = run(&wd, &["events", "list", "--status", "SHIPPED"]);
+    assert!(!bad.status.success());
+    assert!(stderr(&bad).contains("DONE"), "lists the states: {}", stderr(&bad));
+    let missing = run(&wd, &["events", "show", "gigstack", "nope"]);
+    assert_eq!(missing.status.code(), Some(1));
+
+    // A DONE event is not replayed: its handlers all succeeded and none
+    // runs twice. The command says so and changes nothing.
+    let effects = sink.effects().len();
+    let replay = run(&wd, &["replay", "gigstack", "evt_gs_0001"]);
+    assert_eq!(replay.status.code(), Some(1), "{}", stdout(&replay));
+    assert!(stderr(&replay).contains("is DONE"), "{}", stderr(&replay));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(show(&wd, "gigstack", "evt_gs_0001").expect("shown")["state"], "DONE");
+    assert_eq!(sink.effects().len(), effects, "no handler ran again");
+    let unknown = run(&wd, &["replay", "gigstack", "nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    drop(serve);
+}
+
+/// `webhooks send` signs for every scheme exactly as its verifier checks:
+/// each configured sender's delivery is accepted by a running `serve`.
+#[tokio::test]
+async fn send_signs_for_every_verifier_scheme() {
+    let port = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("addr").port()
+    };
+    // Secrets reach `serve` and `send` the one way a user gives them: as
+    // environment variables named by `env:` references in the config.
+    let schemes = [
+        ("svix", r#"{ scheme = "standard_webhooks", secrets = ["env:T_SVIX"] }"#),
+        ("stripe", r#"{ scheme = "stripe", secrets = ["env:T_STRIPE"] }"#),
+        ("github", r#"{ scheme = "github", secrets = ["env:T_GITHUB"] }"#),
+        ("shopify", r#"{ scheme = "shopify", secrets = ["env:T_SHOPIFY"] }"#),
+        ("slack", r#"{ scheme = "slack", secrets = ["env:T_SLACK"] }"#),
+        (
+            "meta",
+            r#"{ scheme = "meta", secrets = ["env:T_META"], verify_tokens = ["env:T_META_VERIFY"] }"#,
+        ),
+        ("mercadopago", r#"{ scheme = "mercado_pago", secrets = ["env:T_MP"] }"#),
+        ("twilio", r#"{ scheme = "twilio", secrets = ["env:T_TWILIO"] }"#),
+        (
+            "acme",
+            r#"{ scheme = "hmac", header = "X-Acme-Signature", algorithm = "sha512", encoding = "base64", prefix = "v1=", timestamp_header = "X-Acme-Timestamp", signed_content = "{timestamp}.{body}", secrets = ["env:T_ACME"] }"#,
+        ),
+        (
+            "internal",
+            r#"{ scheme = "token", name = "Authorization", prefix = "Bearer ", secrets = ["env:T_INTERNAL"] }"#,
+        ),
+        (
+            "apikey",
+            r#"{ scheme = "token", name = "key", in = "query", secrets = ["env:T_APIKEY"] }"#,
+        ),
+        (
+            "legacy",
+            r#"{ scheme = "basic_auth", username = "webhooks", passwords = ["env:T_LEGACY"] }"#,
+        ),
+    ];
+    let secrets = [
+        ("T_SVIX", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        ("T_STRIPE", "whsec_stripe_test"),
+        ("T_GITHUB", "gh-secret"),
+        ("T_SHOPIFY", "shop-secret"),
+        ("T_SLACK", "slack-secret"),
+        ("T_META", "app-secret"),
+        ("T_META_VERIFY", "vt"),
+        ("T_MP", "mp-secret"),
+        ("T_TWILIO", "twilio-token"),
+        ("T_ACME", "acme-secret"),
+        ("T_INTERNAL", "tok"),
+        ("T_APIKEY", "k"),
+        ("T_LEGACY", "pw"),
+    ];
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let mut config = std::fs::read_to_string(wd.config(&sink, 3, 100)).expect("config");
+    for (name, verifier) in schemes {
+        config.push_str(&format!(
+            "\n[providers.{name}]\nverifier = {verifier}\nevent_id = \"body:/id\"\nevent_type = \"body:/type\"\n"
+        ));
+        if name == "twilio" {
+            // Twilio signs the URL it calls: the public one, from configuration.
+            config.push_str(&format!("public_url = \"http://127.0.0.1:{port}/webhooks/twilio\"\n"));
+        }
+    }
+    let config_path = wd.path("schemes.toml");
+    std::fs::write(&config_path, config).expect("write");
+    let addr = format!("127.0.0.1:{port}");
+    let serve = Serve::start_with(&wd, &config_path, &["--addr", &addr], &secrets);
+    for (name, _) in schemes {
+        let body_path = wd.path(&format!("{name}.json"));
+        std::fs::write(
+            &body_path,
+            format!(r#"{{"id":"evt_{name}_1","type":"thing.happened"}}"#),
+        )
+        .expect("write");
+        let out = send_with(
+            &wd,
+            &serve,
+            name,
+            &body_path,
+            &["--config", config_path.to_str().expect("utf-8")],
+            &secrets,
+        );
+        assert!(
+            out.status.success() && stdout(&out).contains("\"ignored\""),
+            "{name}: {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    drop(serve);
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    let wd = Workdir::new();
+    for args in [
+        vec!["--help"],
+        vec!["serve", "--help"],
+        vec!["sign", "--help"],
+        vec!["send", "--help"],
+        vec!["events", "list", "--help"],
+        vec!["events", "show", "--help"],
+        vec!["replay", "--help"],
+        vec!["dead-letters", "list", "--help"],
+        vec!["events", "export", "--help"],
+        vec!["dead-letters", "discard", "--help"],
+    ] {
+        let out = command(&wd, &args).output().expect("run");
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains("Usage"), "{args:?}: {}", stdout(&out));
+    }
+}
+
+/// Ctrl-C stops a long command between two events and says how far it got.
+/// The export writes into a FIFO the test reads slowly, so the command is
+/// still mid-way (blocked on a full pipe) when the SIGINT arrives.
+#[tokio::test]
+async fn ctrl_c_stops_an_export_between_events_and_says_how_far_it_got() {
+    use std::io::BufRead;
+    use webhooks_core::event::{Event, EventState};
+    use webhooks_core::ports::store::{Claim, EventStore};
+    const TOTAL: usize = 3_000;
+    let wd = Workdir::new();
+    {
+        let db = webhooks_sqlite::SqliteBackend::open(&wd.db(), webhooks_sqlite::Durability::Normal).expect("db");
+        let store = db.store();
+        let padding = "x".repeat(1_000);
+        let events: Vec<Event> = (0..TOTAL)
+            .map(|i| Event {
+                provider: "gigstack".into(),
+                id: format!("evt_bulk_{i}"),
+                event_type: "invoice.created".into(),
+                received_at: 1_700_000_000 + i as i64,
+                payload: webhooks_core::payload::Payload::from_text(format!(
+                    r#"{{"id":"evt_bulk_{i}","pad":"{padding}"}}"#
+                )),
+                request_id: None,
+            })
+            .collect();
+        let claims = events.iter().map(|event| {
+            store.claim(Claim {
+                event,
+                state: EventState::Received,
+                now: event.received_at,
+                lease_secs: 60,
+                ttl_secs: 86_400,
+            })
+        });
+        for outcome in futures::future::join_all(claims).await {
+            outcome.expect("claim");
+        }
+    }
+    let fifo = wd.path("export.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    let db = wd.db();
+    let child = command(
+        &wd,
+        &[
+            "events",
+            "export",
+            "--payloads",
+            "-o",
+            fifo.to_str().expect("utf-8"),
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn export");
+    let pid = child.id().to_string();
+    let reader = std::thread::spawn(move || {
+        let mut lines = std::io::BufReader::new(std::fs::File::open(&fifo).expect("open fifo")).lines();
+        let mut read = 0usize;
+        // Some lines, then Ctrl-C while the writer waits on the full pipe.
+        while read < 50 {
+            lines.next().expect("a line").expect("utf-8");
+            read += 1;
+        }
+        let kill = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .expect("kill");
+        assert!(kill.success());
+        std::thread::sleep(Duration::from_millis(300));
+        read + lines.count()
+    });
+    let read = reader.join().expect("reader");
+    let out = child.wait_with_output().expect("export ends");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(read < TOTAL, "stopped before the end ({read} of {TOTAL})");
+    assert!(
+        err.contains(&format!("exported {read} event(s); stopped by Ctrl-C")),
+        "says how far it got ({read}): {err}"
+    );
+}

@@ -1,0 +1,8 @@
+//! The `webhooks` command's tests, as one binary: the subcommands as a user
+//! types them, and `serve` end to end over HTTP.
+
+#![allow(clippy::unwrap_used, dead_code)]
+
+mod cli;
+mod serve;
+mod support;

@@ -1,0 +1,173 @@
+//! The Lambda functions' cold start, in order: SDK clients, the first
+//! connections and the config overlay (concurrently), every secret the
+//! config names fetched once, then the app over the DynamoDB / SQS / S3
+//! adapters through [`App::build`], the same wiring as the local command.
+//! No verification, claiming or dispatch logic lives here.
+
+use crate::dynamodb::DynamoStore;
+use crate::emf::Emf;
+use crate::env::AwsEnv;
+use crate::s3::S3Artifacts;
+use crate::sdk::{sdk_config, Clients};
+use crate::secrets::{fetch, is_aws_reference, CachedSecrets};
+use crate::sqs::SqsQueue;
+use crate::AwsError;
+use aws_config::SdkConfig;
+use std::sync::Arc;
+use tracing::{error, info, warn};
+use webhooks_core::app::{App, Ports};
+use webhooks_core::config::{AppConfig, ConfigError, DEFAULT_TOML};
+use webhooks_core::handlers::{HandlerDeps, HandlerRegistry};
+use webhooks_core::provider::{Provider, Providers};
+use webhooks_core::secret::SecretResolver;
+
+/// The adapters over the clients.
+pub fn ports(env: &AwsEnv, clients: &Clients) -> (Arc<DynamoStore>, Arc<SqsQueue>, Arc<S3Artifacts>) {
+    let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &env.events_table));
+    let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), &env.queue_url, &env.dlq_url));
+    let artifacts = Arc::new(S3Artifacts::new(
+        clients.s3.clone(),
+        &env.artifacts_bucket,
+        env.artifacts_kms_key.clone(),
+    ));
+    (store, queue, artifacts)
+}
+
+/// Everything a function needs after a cold start.
+pub struct Runtime {
+    pub app: App,
+    /// What this invocation recorded, written to the log by `flush` (the
+    /// process's recorder once [`init`] has installed it).
+    pub metrics: Emf,
+    pub queue: Arc<SqsQueue>,
+    pub store: Arc<DynamoStore>,
+    pub clients: Clients,
+}
+
+/// A function's cold start from its environment, with the built-in handlers
+/// only; logs how long it took under `function`'s name.
+pub async fn init(function: &str, env: &AwsEnv) -> Result<Runtime, AwsError> {
+    let started = std::time::Instant::now();
+    let sdk = sdk_config(env.endpoint_url.as_deref()).await;
+    let runtime = cold_start(env, &sdk).await?;
+    if metrics::set_global_recorder(runtime.metrics.clone()).is_err() {
+        warn!("a metrics recorder was already installed; CloudWatch metrics stay with it");
+    }
+    info!(function, init_ms = started.elapsed().as_millis() as u64, "initialised");
+    Ok(runtime)
+}
+
+/// The whole cold start after the SDK config: clients, warm-up, config
+/// (built-in + `WEBHOOKS_CONFIG`), secrets prefetched once, adapters and the
+/// app with the built-in handlers.
+pub async fn cold_start(env: &AwsEnv, sdk: &SdkConfig) -> Result<Runtime, AwsError> {
+    cold_start_with(env, sdk, |_, _| {}).await
+}
+
+/// The same, with handlers of your own: `extra` registers them beside the
+/// built-in ones (see [`App::build_with`]).
+pub async fn cold_start_with(
+    env: &AwsEnv,
+    sdk: &SdkConfig,
+    extra: impl FnOnce(&mut HandlerRegistry, &HandlerDeps),
+) -> Result<Runtime, AwsError> {
+    let clients = Clients::new(sdk);
+    // The config text may itself live in SSM / Secrets Manager.
+    let (overlay, warm) = tokio::join!(load_overlay(env, &clients), clients.warm_up(env));
+    warm?;
+    let overlay = overlay?;
+    let config = AppConfig::from_overlay(overlay.as_ref().map(|(o, t)| (o.as_str(), t.as_str())))?;
+    let mut texts = vec![DEFAULT_TOML.to_string()];
+    texts.extend(overlay.map(|(_, t)| t));
+    let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
+    let runtime = build(env, clients, &config, &secrets, extra)?;
+    if !runtime.app.providers.pending().is_empty() {
+        tokio::spawn(fetch_pending_secrets(
+            runtime.app.providers.clone(),
+            runtime.clients.clone(),
+            texts,
+        ));
+    }
+    Ok(runtime)
+}
+
+/// First wait before fetching a pending provider's secrets again; it
+/// doubles up to [`PENDING_RETRY_MAX`].
+pub const PENDING_RETRY_FIRST: std::time::Duration = std::time::Duration::from_secs(1);
+pub const PENDING_RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Fetches the secrets of the providers that could not get theirs at cold
+/// start, with exponential backoff, until every one is served. Meanwhile
+/// they answer 503 (the sender retries). Lambda runs this task only while
+/// the container handles invocations, which is when it matters.
+async fn fetch_pending_secrets(providers: Arc<Providers>, clients: Clients, texts: Vec<String>) {
+    let mut wait = PENDING_RETRY_FIRST;
+    loop {
+        tokio::time::sleep(wait).await;
+        let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
+        for (name, config) in providers.pending() {
+            match Provider::build(&name, &config, &secrets) {
+                Ok(provider) => {
+                    info!(provider = %name, "secret fetched; provider served");
+                    providers.activate(provider);
+                }
+                Err(e) => {
+                    error!(provider = %name, error = %e, retry_in_secs = wait.as_secs(), "provider's secret still unavailable");
+                    providers.still_pending(&name, e.to_string());
+                }
+            }
+        }
+        if providers.pending().is_empty() {
+            return;
+        }
+        wait = (wait * 2).min(PENDING_RETRY_MAX);
+    }
+}
+
+/// Builds the app over the AWS adapters with an already loaded config and resolver.
+pub fn build(
+    env: &AwsEnv,
+    clients: Clients,
+    config: &AppConfig,
+    secrets: &dyn SecretResolver,
+    extra: impl FnOnce(&mut HandlerRegistry, &HandlerDeps),
+) -> Result<Runtime, AwsError> {
+    let (store, queue, artifacts) = ports(env, &clients);
+    let app = App::build_with(
+        config,
+        secrets,
+        Ports::new(store.clone(), queue.clone(), artifacts),
+        extra,
+    )?;
+    for (provider, why) in &app.providers.disabled {
+        warn!(%provider, reason = %why, "provider disabled");
+    }
+    for (provider, _) in app.providers.pending() {
+        let reason = app.providers.pending_reason(&provider).unwrap_or_default();
+        error!(%provider, %reason, "provider's secret could not be fetched; answering 503 and fetching again with backoff");
+    }
+    info!(providers = ?app.providers.names(), "ready");
+    Ok(Runtime {
+        app,
+        metrics: Emf::new(&env.metrics_namespace),
+        queue,
+        store,
+        clients,
+    })
+}
+
+/// Reads the `WEBHOOKS_CONFIG` overlay: `(origin, text)`.
+pub async fn load_overlay(env: &AwsEnv, clients: &Clients) -> Result<Option<(String, String)>, AwsError> {
+    let Some(source) = env.config.as_deref() else {
+        return Ok(None);
+    };
+    if is_aws_reference(source) {
+        let text = fetch(clients, source).await.map_err(AwsError::ConfigSource)?;
+        return Ok(Some((source.to_string(), text.expose_str())));
+    }
+    let text = std::fs::read_to_string(source).map_err(|e| ConfigError::Read {
+        path: source.to_string(),
+        source: e,
+    })?;
+    Ok(Some((source.to_string(), text)))
+}

@@ -1,0 +1,654 @@
+//! The event store on DynamoDB. One item per event, key `pk` =
+//! `provider#event_id`; every check-and-write is one conditional request:
+//!
+//! - claim: one `PutItem` with `attribute_not_exists(pk) OR (#state =
+//!   RECEIVED AND lease_until <= :now)` and
+//!   `ReturnValuesOnConditionCheckFailure=ALL_OLD`, so a failed condition
+//!   carries the existing item and tells a duplicate from an in-flight copy
+//!   without a second read;
+//! - mark_queued / settle / requeue: `UpdateItem` conditioned on the state
+//!   they leave (RECEIVED / PROCESSING / any existing record);
+//! - lease: `UpdateItem` conditioned on RECEIVED, QUEUED or an expired
+//!   PROCESSING lease (again with ALL_OLD on failure); with no record, a
+//!   conditional `PutItem` creates it already leased;
+//! - release: `DeleteItem` conditioned on RECEIVED.
+//!
+//! `expires_at` is the table's TTL attribute: DynamoDB deletes expired items
+//! itself (within a day or two of expiry); [`EventStore::purge_expired`]
+//! exists for parity and for emulators. `list` is a `Scan` with filters,
+//! sorted in memory: fine for an operator looking at a table of days of
+//! events, never on the hot path (add a GSI on `provider`/`received_at` if
+//! the table grows into the millions).
+//!
+//! The payload is kept on the record when the item stays within DynamoDB's
+//! 400 KB limit with room for handler results; a larger one is left out and
+//! the record says `payload_omitted = true` (the queue message still carries it).
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::Client;
+use futures::StreamExt;
+use std::collections::HashMap;
+use tracing::debug;
+use webhooks_core::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_core::ports::store::{
+    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// DynamoDB's item size limit.
+pub const MAX_ITEM_BYTES: usize = 400 * 1024;
+/// Room kept free in an item for handler results and the last error.
+pub const RESERVED_BYTES: usize = 64 * 1024;
+/// The longest `last_error` kept on a record.
+const MAX_ERROR_BYTES: usize = 4 * 1024;
+
+/// DynamoDB-backed [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    payload_budget: usize,
+}
+
+/// The global secondary index the listing reads: partition key `state`,
+/// sort key `received_at` (the SAM template and the test kit create it).
+pub const STATE_INDEX: &str = "by_state";
+
+impl DynamoStore {
+    pub fn new(client: Client, table: &str) -> Self {
+        Self {
+            client,
+            table: table.to_string(),
+            payload_budget: MAX_ITEM_BYTES - RESERVED_BYTES,
+        }
+    }
+
+    /// The table name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Up to `limit` records in `state` (of `provider`), newest first.
+    async fn newest_in_state(
+        &self,
+        state: EventState,
+        filter: &ListFilter,
+        limit: usize,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        // `since` narrows the index's sort key, so older items are never
+        // read; provider and type are filters on what the range returns.
+        let key_condition = match filter.since {
+            Some(_) => "#state = :state AND received_at >= :since",
+            None => "#state = :state",
+        };
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(STATE_INDEX)
+            .key_condition_expression(key_condition)
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(state.as_str()))
+            .scan_index_forward(false);
+        if let Some(since) = filter.since {
+            request = request.expression_attribute_values(":since", n(since));
+        }
+        let mut conditions = Vec::new();
+        if let Some(provider) = &filter.provider {
+            conditions.push("provider = :provider");
+            request = request.expression_attribute_values(":provider", s(provider));
+        }
+        if let Some(event_type) = &filter.event_type {
+            conditions.push("event_type = :event_type");
+            request = request.expression_attribute_values(":event_type", s(event_type));
+        }
+        if !conditions.is_empty() {
+            request = request.filter_expression(conditions.join(" AND "));
+        }
+        let mut records = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = request
+                .clone()
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            for item in out.items() {
+                records.push(record(item)?);
+            }
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() && records.len() < limit => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    /// The new item for `event` in `state`. The payload is included when it
+    /// fits the budget.
+    fn new_item(
+        &self,
+        event: &Event,
+        state: EventState,
+        attempts: u32,
+        now: i64,
+        lease_until: Option<i64>,
+        ttl_secs: i64,
+    ) -> Item {
+        let mut item = Item::new();
+        item.insert("pk".into(), s(event.pk()));
+        item.insert("provider".into(), s(&event.provider));
+        item.insert("event_id".into(), s(&event.id));
+        item.insert("event_type".into(), s(&event.event_type));
+        item.insert("state".into(), s(state.as_str()));
+        item.insert("attempts".into(), n(attempts));
+        item.insert("received_at".into(), n(now));
+        item.insert("updated_at".into(), n(now));
+        if let Some(until) = lease_until {
+            item.insert("lease_until".into(), n(until));
+        }
+        item.insert("expires_at".into(), n(now + ttl_secs));
+        item.insert("results".into(), s("{}"));
+        let payload = event.payload.as_str();
+        if item_size(&item) + "payload".len() + payload.len() <= self.payload_budget {
+            item.insert("payload".into(), s(payload));
+            item.insert("payload_omitted".into(), AttributeValue::Bool(false));
+        } else {
+            debug!(event_id = %event.id, bytes = payload.len(), "payload too large for the record; omitted");
+            item.insert("payload_omitted".into(), AttributeValue::Bool(true));
+        }
+        item
+    }
+
+    /// Lowers the payload budget (tests of the omitted-payload path).
+    pub fn with_payload_budget(mut self, bytes: usize) -> Self {
+        self.payload_budget = bytes;
+        self
+    }
+
+    fn key(key: &EventKey) -> Item {
+        HashMap::from([("pk".to_string(), s(key.as_string()))])
+    }
+
+    /// Takes the processing lease on an existing record. `Ok(None)`: there is no record.
+    async fn lease_existing(
+        &self,
+        key: &EventKey,
+        now: i64,
+        lease_secs: i64,
+    ) -> Result<Option<LeaseOutcome>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression(
+                "attribute_exists(pk) AND (#state IN (:received, :queued) OR (#state = :processing AND lease_until <= :now))",
+            )
+            .update_expression(
+                "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":received", s(EventState::Received.as_str()))
+            .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
+            .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":until", n(now + lease_secs))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let item = out
+                    .attributes()
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".into()))?;
+                Ok(Some(LeaseOutcome::Leased(record(item)?)))
+            }
+            Err(e) => match update_condition_failed(&e) {
+                Some(None) => Ok(None),
+                Some(Some(old)) => {
+                    let rec = record(old)?;
+                    Ok(Some(match rec.state {
+                        EventState::Processing => LeaseOutcome::Busy {
+                            until: rec.lease_until.unwrap_or(now),
+                        },
+                        other => LeaseOutcome::Finished(other),
+                    }))
+                }
+                None => Err(unavailable(e)),
+            },
+        }
+    }
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// DynamoDB's size of an item: attribute names plus values (numbers counted
+/// generously).
+fn item_size(item: &Item) -> usize {
+    item.iter()
+        .map(|(k, v)| {
+            k.len()
+                + match v {
+                    AttributeValue::S(x) => x.len(),
+                    AttributeValue::N(x) => x.len() / 2 + 2,
+                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+                    _ => 64,
+                }
+        })
+        .sum()
+}
+
+fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: E) -> StoreError {
+    StoreError::Unavailable(DisplayErrorContext(&e).to_string())
+}
+
+/// `Some(old item, if returned)` when the request failed only its condition.
+fn put_condition_failed<R>(e: &SdkError<PutItemError, R>) -> Option<Option<&Item>> {
+    match e.as_service_error() {
+        Some(PutItemError::ConditionalCheckFailedException(c)) => Some(c.item()),
+        _ => None,
+    }
+}
+
+fn update_condition_failed<R>(e: &SdkError<UpdateItemError, R>) -> Option<Option<&Item>> {
+    match e.as_service_error() {
+        Some(UpdateItemError::ConditionalCheckFailedException(c)) => Some(c.item()),
+        _ => None,
+    }
+}
+
+fn delete_condition_failed<R>(e: &SdkError<DeleteItemError, R>) -> bool {
+    matches!(
+        e.as_service_error(),
+        Some(DeleteItemError::ConditionalCheckFailedException(_))
+    )
+}
+
+fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+fn get_n(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
+    match item.get(name) {
+        None | Some(AttributeValue::Null(_)) => Ok(None),
+        Some(AttributeValue::N(v)) => v
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| StoreError::Corrupt(format!("{name} = {v} is not an integer"))),
+        Some(_) => Err(StoreError::Corrupt(format!("{name} is not a number"))),
+    }
+}
+
+fn required_s(item: &Item, name: &str) -> Result<String, StoreError> {
+    get_s(item, name)
+        .map(str::to_string)
+        .ok_or_else(|| StoreError::Corrupt(format!("record has no {name}")))
+}
+
+/// An item as a record.
+fn record(item: &Item) -> Result<EventRecord, StoreError> {
+    let state = required_s(item, "state")?;
+    Ok(EventRecord {
+        provider: required_s(item, "provider")?,
+        event_id: required_s(item, "event_id")?,
+        event_type: required_s(item, "event_type")?,
+        state: EventState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown state {state}")))?,
+        attempts: get_n(item, "attempts")?.unwrap_or(0).max(0) as u32,
+        last_error: get_s(item, "last_error").map(str::to_string),
+        received_at: get_n(item, "received_at")?.unwrap_or(0),
+        updated_at: get_n(item, "updated_at")?.unwrap_or(0),
+        lease_until: get_n(item, "lease_until")?,
+        expires_at: get_n(item, "expires_at")?.unwrap_or(0),
+        payload: get_s(item, "payload").map(webhooks_core::payload::Payload::from),
+        payload_omitted: matches!(item.get("payload_omitted"), Some(AttributeValue::Bool(true))),
+        results: get_s(item, "results")
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or_default(),
+    })
+}
+
+#[async_trait]
+impl EventStore for DynamoStore {
+    async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
+        let lease_until = (claim.state == EventState::Received).then_some(claim.now + claim.lease_secs);
+        let item = self.new_item(claim.event, claim.state, 0, claim.now, lease_until, claim.ttl_secs);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk) OR (#state = :received AND lease_until <= :now)")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":received", s(EventState::Received.as_str()))
+            .expression_attribute_values(":now", n(claim.now))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let e = match result {
+            Ok(_) => return Ok(ClaimOutcome::Claimed),
+            Err(e) => e,
+        };
+        let existing = match put_condition_failed(&e) {
+            None => return Err(unavailable(e)),
+            Some(Some(old)) => record(old)?,
+            // Every current DynamoDB returns the item; an older emulator may
+            // not, and then one consistent read tells the same.
+            Some(None) => match self.get(&claim.event.key()).await? {
+                Some(r) => r,
+                None => {
+                    return Err(StoreError::Unavailable(
+                        "claim lost a race with a release; retry".into(),
+                    ))
+                }
+            },
+        };
+        Ok(match existing.state {
+            EventState::Received => ClaimOutcome::InFlight,
+            other => ClaimOutcome::Duplicate(other),
+        })
+    }
+
+    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :received")
+            .update_expression("SET #state = :queued, updated_at = :now REMOVE lease_until")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":received", s(EventState::Received.as_str()))
+            .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Already past RECEIVED (a fast processor leased it): nothing to do.
+            Err(e) if update_condition_failed(&e).is_some() => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :received")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":received", s(EventState::Received.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if delete_condition_failed(&e) => Ok(()),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :failed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", s(EventState::Failed.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if delete_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
+        let key = event.key();
+        // Two rounds at most: the record may appear (or vanish) between the
+        // conditional update and the conditional create.
+        for _ in 0..3 {
+            if let Some(outcome) = self.lease_existing(&key, now, lease_secs).await? {
+                return Ok(outcome);
+            }
+            let item = self.new_item(event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs);
+            let created = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match created {
+                Ok(_) => return Ok(LeaseOutcome::Leased(record(&item)?)),
+                Err(e) if put_condition_failed(&e).is_some() => continue,
+                Err(e) => return Err(unavailable(e)),
+            }
+        }
+        Err(StoreError::Unavailable(format!("lease on {key} kept racing; retry")))
+    }
+
+    async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError> {
+        let results = serde_json::Value::Object(settlement.results).to_string();
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :processing")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
+            .expression_attribute_values(":state", s(settlement.state.as_str()))
+            .expression_attribute_values(":results", s(results))
+            .expression_attribute_values(":now", n(settlement.now));
+        request = match &settlement.error {
+            Some(error) => request
+                .update_expression(
+                    "SET #state = :state, results = :results, updated_at = :now, last_error = :error REMOVE lease_until",
+                )
+                .expression_attribute_values(":error", s(truncate(error, MAX_ERROR_BYTES))),
+            None => request.update_expression("SET #state = :state, results = :results, updated_at = :now REMOVE lease_until"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            // The lease was lost (taken over after it expired): the new holder settles.
+            Err(e) if update_condition_failed(&e).is_some() => {
+                debug!(key = %key, "settle skipped: record is no longer PROCESSING");
+                Ok(())
+            }
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("attribute_exists(pk) AND NOT (#state = :processing AND lease_until > :now)")
+            .update_expression("SET #state = :queued, attempts = :zero, updated_at = :now REMOVE lease_until")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
+            .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", n(now))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let old = match result {
+            Ok(out) => {
+                let item = out
+                    .attributes()
+                    .ok_or_else(|| StoreError::Corrupt("UpdateItem returned no attributes".into()))?;
+                return Ok(Requeue::Requeued(record(item)?));
+            }
+            Err(e) => match update_condition_failed(&e) {
+                Some(Some(old)) => Some(record(old)?),
+                // Emulators may leave the old item out: read it.
+                Some(None) => self.get(key).await?,
+                None => return Err(unavailable(e)),
+            },
+        };
+        Ok(match old {
+            None => Requeue::Missing,
+            Some(rec) => Requeue::Busy {
+                until: rec.lease_until.unwrap_or(now),
+            },
+        })
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(unavailable)?;
+        out.item().map(record).transpose()
+    }
+
+    /// Newest first, by Queries on the `by_state` index (state, then
+    /// received time descending), never a Scan: one Query for a state
+    /// filter, one per state otherwise, merged. The index is eventually
+    /// consistent: a listing may trail the last writes by a moment.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let limit = if filter.limit == 0 { 100 } else { filter.limit };
+        let states: Vec<EventState> = match filter.state {
+            Some(state) => vec![state],
+            None => EventState::ALL.to_vec(),
+        };
+        let queries = states
+            .into_iter()
+            .map(|state| self.newest_in_state(state, filter, limit));
+        let mut records: Vec<EventRecord> = Vec::new();
+        for found in futures::future::join_all(queries).await {
+            records.extend(found?);
+        }
+        records.sort_by(|a, b| {
+            (b.received_at, b.updated_at, b.key().as_string()).cmp(&(a.received_at, a.updated_at, a.key().as_string()))
+        });
+        records.truncate(limit);
+        Ok(records)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut keys = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("expires_at <= :now AND #state IN (:done, :ignored)")
+                .projection_expression("pk")
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":done", s(EventState::Done.as_str()))
+                .expression_attribute_values(":ignored", s(EventState::Ignored.as_str()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(unavailable)?;
+            keys.extend(out.items().iter().filter_map(|i| get_s(i, "pk").map(str::to_string)));
+            match out.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        let deletes = keys.into_iter().map(|pk| {
+            let client = self.client.clone();
+            let table = self.table.clone();
+            async move {
+                let result = client
+                    .delete_item()
+                    .table_name(table)
+                    .key("pk", s(pk))
+                    .condition_expression("expires_at <= :now AND #state IN (:done, :ignored)")
+                    .expression_attribute_names("#state", "state")
+                    .expression_attribute_values(":now", n(now))
+                    .expression_attribute_values(":done", s(EventState::Done.as_str()))
+                    .expression_attribute_values(":ignored", s(EventState::Ignored.as_str()))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(1u64),
+                    Err(e) if delete_condition_failed(&e) => Ok(0),
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
+        });
+        let counts: Vec<Result<u64, StoreError>> = futures::stream::iter(deletes).buffer_unordered(8).collect().await;
+        counts.into_iter().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_round_trips_and_large_payloads_are_omitted() {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = DynamoStore::new(Client::from_conf(conf), "t");
+        let ev = webhooks_testkit::fixtures::event("p", "e1", "t");
+        let item = store.new_item(&ev, EventState::Received, 0, 100, Some(130), 1000);
+        let rec = record(&item).expect("test value");
+        assert_eq!(rec.state, EventState::Received);
+        assert_eq!(rec.lease_until, Some(130));
+        assert_eq!(rec.expires_at, 1100);
+        assert_eq!(rec.payload.as_ref().map(|p| p.as_str()), Some(ev.payload.as_str()));
+        assert!(!rec.payload_omitted);
+        let small = store.with_payload_budget(50);
+        let rec = record(&small.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");
+        assert!(rec.payload.is_none() && rec.payload_omitted);
+    }
+
+    #[test]
+    fn truncates_on_char_boundaries() {
+        assert_eq!(truncate("ñandú", 2), "ñ");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+}

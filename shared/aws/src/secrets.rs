@@ -1,0 +1,294 @@
+//! Secrets on AWS: every `secretsmanager:` / `ssm:` reference a
+//! configuration can reach is fetched once at cold start, concurrently (one
+//! request per secret, however many JSON keys are read from it), into a cache
+//! that resolves them for the rest of the container's life. Values are never
+//! logged; errors carry the service's error code and the reference's name.
+
+use crate::sdk::Clients;
+use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use std::collections::{BTreeSet, HashMap};
+use tracing::{info, warn};
+use webhooks_core::secret::{resolve_basic, Secret, SecretError, SecretRef, SecretResolver};
+
+/// Every AWS reference a configuration can resolve: string values starting
+/// with `secretsmanager:` / `ssm:`, and `env:NAME` values whose variable
+/// holds such a reference (the template points `GIGSTACK_WEBHOOK_SECRET` at a
+/// secret name, so the built-in config needs no change on AWS).
+pub fn aws_references(toml_texts: &[String], env: impl Fn(&str) -> Option<String>) -> BTreeSet<String> {
+    fn walk(v: &toml::Value, out: &mut Vec<String>) {
+        match v {
+            toml::Value::String(s) => out.push(s.clone()),
+            toml::Value::Array(a) => a.iter().for_each(|x| walk(x, out)),
+            toml::Value::Table(t) => t.values().for_each(|x| walk(x, out)),
+            _ => {}
+        }
+    }
+    let mut strings = Vec::new();
+    for text in toml_texts {
+        if let Ok(table) = text.parse::<toml::Table>() {
+            walk(&toml::Value::Table(table), &mut strings);
+        }
+    }
+    let mut out = BTreeSet::new();
+    for s in strings {
+        let s = match SecretRef::parse(&s) {
+            Ok(SecretRef::Env(name)) => match env(name) {
+                Some(v) => v,
+                None => continue,
+            },
+            _ => s,
+        };
+        if is_aws_reference(&s) {
+            out.insert(s);
+        }
+    }
+    out
+}
+
+pub(crate) fn is_aws_reference(s: &str) -> bool {
+    SecretRef::parse(s).is_ok_and(|r| r.is_aws())
+}
+
+/// Secrets fetched once at cold start. Resolves `secretsmanager:` / `ssm:`
+/// from the cache, `env:NAME` from the environment (following a variable
+/// whose value is itself an AWS reference). Never logs a value.
+pub struct CachedSecrets {
+    fetched: HashMap<String, Result<Secret, SecretError>>,
+    env: EnvLookup,
+}
+
+/// Reads an environment variable (the process environment, or a map in tests).
+type EnvLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+impl std::fmt::Debug for CachedSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.fetched.keys().collect();
+        names.sort();
+        f.debug_struct("CachedSecrets").field("names", &names).finish()
+    }
+}
+
+impl CachedSecrets {
+    /// Fetches every AWS reference found in `toml_texts` (concurrently) and
+    /// keeps the results, failures included, so resolution names what failed.
+    pub async fn prefetch(
+        clients: &Clients,
+        toml_texts: &[String],
+        env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
+    ) -> Self {
+        let refs = aws_references(toml_texts, &env);
+        // One request per secret, however many JSON keys are read from it.
+        let sources: BTreeSet<&str> = refs.iter().map(|r| split_key(r).0).collect();
+        let fetches = sources
+            .into_iter()
+            .map(|src| async move { (src, fetch_raw(clients, src).await) });
+        let raw: HashMap<&str, Result<Secret, SecretError>> =
+            futures::future::join_all(fetches).await.into_iter().collect();
+        let fetched: HashMap<String, Result<Secret, SecretError>> = refs
+            .iter()
+            .map(|r| {
+                let (src, key) = split_key(r);
+                let got = raw
+                    .get(src)
+                    .cloned()
+                    .unwrap_or_else(|| Err(SecretError::bad_reference(r)));
+                (r.clone(), select_key(r, got, key))
+            })
+            .collect();
+        let failed = fetched.values().filter(|r| r.is_err()).count();
+        info!(secrets = fetched.len(), failed, "secrets prefetched");
+        for (name, result) in &fetched {
+            if let Err(e) = result {
+                warn!(secret = %name, error = %e, "secret not available");
+            }
+        }
+        Self {
+            fetched,
+            env: Box::new(env),
+        }
+    }
+
+    /// How many references were fetched (successfully or not).
+    pub fn len(&self) -> usize {
+        self.fetched.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fetched.is_empty()
+    }
+
+    fn cached(&self, reference: &str) -> Result<Secret, SecretError> {
+        match self.fetched.get(reference) {
+            Some(r) => r.clone(),
+            None => Err(SecretError::Source {
+                name: reference.to_string(),
+                reason: "was not prefetched at cold start".into(),
+            }),
+        }
+    }
+}
+
+impl SecretResolver for CachedSecrets {
+    fn resolve(&self, reference: &str) -> Result<Secret, SecretError> {
+        if is_aws_reference(reference) {
+            return self.cached(reference);
+        }
+        if let Ok(SecretRef::Env(name)) = SecretRef::parse(reference) {
+            if let Some(value) = (self.env)(name).filter(|v| is_aws_reference(v)) {
+                return self.cached(&value);
+            }
+        }
+        resolve_basic(reference, |name| (self.env)(name))
+    }
+}
+
+/// Reads one reference from Secrets Manager or Parameter Store.
+/// `secretsmanager:NAME#key` reads `key` from a JSON secret.
+pub async fn fetch(clients: &Clients, reference: &str) -> Result<Secret, SecretError> {
+    let (source, key) = split_key(reference);
+    let raw = fetch_raw(clients, source).await;
+    select_key(reference, raw, key)
+}
+
+/// `secretsmanager:NAME#key` -> (`secretsmanager:NAME`, `Some(key)`): the
+/// secret to fetch, and the JSON key to read from it.
+fn split_key(reference: &str) -> (&str, Option<&str>) {
+    match SecretRef::parse(reference) {
+        Ok(SecretRef::SecretsManager { key: Some(key), .. }) => {
+            (&reference[..reference.len() - key.len() - 1], Some(key))
+        }
+        _ => (reference, None),
+    }
+}
+
+fn select_key(reference: &str, raw: Result<Secret, SecretError>, key: Option<&str>) -> Result<Secret, SecretError> {
+    let source = |reason: String| SecretError::Source {
+        name: reference.to_string(),
+        reason,
+    };
+    let raw = raw.map_err(|e| match e {
+        SecretError::Source { reason, .. } => source(reason),
+        other => other,
+    })?;
+    let Some(key) = key else {
+        return Ok(raw);
+    };
+    let json: serde_json::Value =
+        serde_json::from_slice(raw.expose()).map_err(|_| source("is not a JSON object".into()))?;
+    match json.get(key) {
+        Some(serde_json::Value::String(s)) => Ok(Secret::new(s.as_bytes().to_vec())),
+        Some(v) if !v.is_null() => Ok(Secret::new(v.to_string().into_bytes())),
+        _ => Err(source(format!("has no key `{key}`"))),
+    }
+}
+
+/// Reads a whole secret (`secretsmanager:NAME`) or parameter (`ssm:NAME`).
+async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretError> {
+    let source = |reason: String| SecretError::Source {
+        name: reference.to_string(),
+        reason,
+    };
+    let parsed = SecretRef::parse(reference)?;
+    if let SecretRef::SecretsManager { name, key: None } = parsed {
+        let out = clients
+            .secrets_manager
+            .get_secret_value()
+            .secret_id(name)
+            .send()
+            .await
+            .map_err(|e| source(service_error(&e)))?;
+        return match (out.secret_string(), out.secret_binary()) {
+            (Some(s), _) => Ok(Secret::new(s.as_bytes().to_vec())),
+            (None, Some(b)) => Ok(Secret::new(b.as_ref().to_vec())),
+            (None, None) => Err(source("has no value".into())),
+        };
+    }
+    if let SecretRef::Ssm(name) = parsed {
+        let out = clients
+            .ssm
+            .get_parameter()
+            .name(name)
+            .with_decryption(true)
+            .send()
+            .await
+            .map_err(|e| source(service_error(&e)))?;
+        return out
+            .parameter()
+            .and_then(|p| p.value())
+            .map(|v| Secret::new(v.as_bytes().to_vec()))
+            .ok_or_else(|| source("has no value".into()));
+    }
+    Err(SecretError::bad_reference(reference))
+}
+
+/// The service's error code (e.g. `ResourceNotFoundException`), or the
+/// transport failure: what to fix, and never a secret value. Secrets Manager
+/// and SSM errors are both smithy `SdkError`s, typed by their own crates.
+fn service_error<E, R>(e: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
+        None => DisplayErrorContext(e).to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::vars;
+    use webhooks_core::config::DEFAULT_TOML;
+
+    #[test]
+    fn references_are_found_directly_and_through_env() {
+        let texts = vec![
+            DEFAULT_TOML.to_string(),
+            r#"
+            [providers.x]
+            verifier = { scheme = "hmac", header = "X", secrets = ["secretsmanager:direct", "ssm:/p/q"] }
+            [handlers]
+            notify_url = "ssm:/notify"
+            "#
+            .to_string(),
+        ];
+        let env = vars(&[
+            ("GIGSTACK_WEBHOOK_SECRET", "secretsmanager:webhooks/gigstack#current"),
+            ("TF_WEBHOOK_TOKEN", "plain-value"),
+        ]);
+        assert_eq!(split_key("secretsmanager:a/b#k"), ("secretsmanager:a/b", Some("k")));
+        assert_eq!(split_key("ssm:/a#b"), ("ssm:/a#b", None));
+        let refs = aws_references(&texts, env);
+        let got: Vec<&str> = refs.iter().map(String::as_str).collect();
+        assert_eq!(
+            got,
+            [
+                "secretsmanager:direct",
+                "secretsmanager:webhooks/gigstack#current",
+                "ssm:/notify",
+                "ssm:/p/q"
+            ]
+        );
+    }
+
+    #[test]
+    fn cache_resolves_all_reference_kinds_and_never_prints_values() {
+        let cache = CachedSecrets {
+            fetched: [("secretsmanager:a".to_string(), Ok(Secret::new("sa")))].into(),
+            env: Box::new(vars(&[
+                ("IND", "secretsmanager:a"),
+                ("PLAIN", "p"),
+                ("GONE", "ssm:/gone"),
+            ])),
+        };
+        assert_eq!(cache.resolve("secretsmanager:a").expect("test value").expose(), b"sa");
+        assert_eq!(cache.resolve("env:IND").expect("test value").expose(), b"sa");
+        assert_eq!(cache.resolve("env:PLAIN").expect("test value").expose(), b"p");
+        assert!(matches!(cache.resolve("literal:l"), Err(SecretError::BadReference(_))));
+        assert!(matches!(cache.resolve("env:NOPE"), Err(SecretError::MissingEnv(_))));
+        let err = cache.resolve("env:GONE").expect_err("should fail");
+        assert!(err.to_string().contains("ssm:/gone"), "{err}");
+        assert!(!format!("{cache:?}").contains("sa\""), "{cache:?}");
+    }
+}

@@ -1,0 +1,310 @@
+//! The event envelope that travels from ingest to the processor, and the
+//! states an event record moves through.
+
+use crate::payload::Payload;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use std::fmt;
+
+/// One event as it travels on the queue: who sent it, its id and type, when it
+/// arrived, and its payload (form bodies are turned into a JSON object of
+/// strings at ingest, so handlers see one shape).
+///
+/// On the wire (the queue message) it is the envelope
+/// `{"provider","id","type","received_at","payload": <the JSON document>}`;
+/// a payload that is not a JSON document travels as `"payload_text"` instead,
+/// so the envelope is always valid JSON whatever the sender signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub provider: String,
+    pub id: String,
+    pub event_type: String,
+    /// Unix seconds.
+    pub received_at: i64,
+    pub payload: Payload,
+    /// The id of the HTTP request that delivered it (`x-request-id`, or API
+    /// Gateway's), carried on the queued message so the processor's log
+    /// lines and metrics for this event can be joined with the ingest's.
+    /// `None` for an event queued by a replay or by an earlier version.
+    pub request_id: Option<String>,
+}
+
+impl Event {
+    /// The record key, `provider#event_id`, shared by every store.
+    pub fn key(&self) -> EventKey {
+        EventKey::new(&self.provider, &self.id)
+    }
+
+    /// The key as one string (`provider#event_id`), in one allocation.
+    pub fn pk(&self) -> String {
+        join_key(&self.provider, &self.id)
+    }
+
+    /// The payload parsed as a JSON value, for handlers (`Null` when it is
+    /// not JSON; the processor fails such an event before any handler runs).
+    pub fn payload_value(&self) -> serde_json::Value {
+        self.payload.json().unwrap_or(serde_json::Value::Null)
+    }
+}
+
+/// The envelope as written.
+#[derive(Serialize)]
+struct EnvelopeOut<'a> {
+    provider: &'a str,
+    id: &'a str,
+    #[serde(rename = "type")]
+    event_type: &'a str,
+    received_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload: Option<&'a RawValue>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payload_text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<&'a str>,
+}
+
+/// The envelope as read.
+#[derive(Deserialize)]
+struct EnvelopeIn {
+    provider: String,
+    id: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    received_at: i64,
+    #[serde(default)]
+    payload: Option<Box<RawValue>>,
+    #[serde(default)]
+    payload_text: Option<String>,
+    #[serde(default)]
+    request_id: Option<String>,
+}
+
+impl Serialize for Event {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let raw = self.payload.as_raw_json();
+        EnvelopeOut {
+            provider: &self.provider,
+            id: &self.id,
+            event_type: &self.event_type,
+            received_at: self.received_at,
+            payload: raw,
+            payload_text: raw.is_none().then(|| self.payload.as_str()),
+            request_id: self.request_id.as_deref(),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let e = EnvelopeIn::deserialize(deserializer)?;
+        let payload = match (e.payload, e.payload_text) {
+            (Some(raw), _) => Payload::from_text(String::from(Box::<str>::from(raw))),
+            (None, Some(text)) => Payload::from_text(text),
+            (None, None) => return Err(serde::de::Error::missing_field("payload")),
+        };
+        Ok(Event {
+            provider: e.provider,
+            id: e.id,
+            event_type: e.event_type,
+            received_at: e.received_at,
+            payload,
+            request_id: e.request_id,
+        })
+    }
+}
+
+/// `provider#event_id` in one allocation, without the formatting machinery
+/// (it is built several times per event on the ingest path).
+fn join_key(provider: &str, id: &str) -> String {
+    let mut pk = String::with_capacity(provider.len() + 1 + id.len());
+    pk.push_str(provider);
+    pk.push('#');
+    pk.push_str(id);
+    pk
+}
+
+/// `provider#event_id`: the key of an event record.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct EventKey {
+    pub provider: String,
+    pub id: String,
+}
+
+impl EventKey {
+    pub fn new(provider: &str, id: &str) -> Self {
+        Self {
+            provider: provider.to_string(),
+            id: id.to_string(),
+        }
+    }
+
+    /// The single-string form used as a primary key.
+    pub fn as_string(&self) -> String {
+        join_key(&self.provider, &self.id)
+    }
+}
+
+impl fmt::Display for EventKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}#{}", self.provider, self.id)
+    }
+}
+
+/// Where an event is in its life. See docs/design.md, "The event record and its states".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum EventState {
+    /// Claimed at ingest, not yet on the queue.
+    Received,
+    /// On the queue, waiting for (or between) processing attempts.
+    Queued,
+    /// A processor holds the lease and is running handlers.
+    Processing,
+    /// Every handler succeeded.
+    Done,
+    /// A permanent error or too many attempts: the message is in the dead-letter queue.
+    Failed,
+    /// No handler is registered for its type: recorded and acknowledged only.
+    Ignored,
+}
+
+impl EventState {
+    /// Whether a record in this state is deleted once past its `expires_at`.
+    /// Only finished records are: a dead letter (FAILED) stays until it is
+    /// replayed or discarded, a queued event until it is processed.
+    pub fn expires(self) -> bool {
+        matches!(self, EventState::Done | EventState::Ignored)
+    }
+
+    pub const ALL: [EventState; 6] = [
+        EventState::Received,
+        EventState::Queued,
+        EventState::Processing,
+        EventState::Done,
+        EventState::Failed,
+        EventState::Ignored,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Received => "RECEIVED",
+            EventState::Queued => "QUEUED",
+            EventState::Processing => "PROCESSING",
+            EventState::Done => "DONE",
+            EventState::Failed => "FAILED",
+            EventState::Ignored => "IGNORED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+impl fmt::Display for EventState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What a store knows about an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    pub provider: String,
+    pub event_id: String,
+    pub event_type: String,
+    pub state: EventState,
+    /// Processing attempts started so far.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub received_at: i64,
+    pub updated_at: i64,
+    /// While RECEIVED or PROCESSING: until when the holder owns the record.
+    pub lease_until: Option<i64>,
+    /// TTL: the record may be deleted after this (Unix seconds).
+    pub expires_at: i64,
+    /// The payload, when it fitted the store's item limit.
+    pub payload: Option<Payload>,
+    /// True when the payload was too large for the store and was left out.
+    pub payload_omitted: bool,
+    /// Results of the handlers that succeeded, by handler name.
+    pub results: serde_json::Map<String, serde_json::Value>,
+}
+
+impl EventRecord {
+    pub fn key(&self) -> EventKey {
+        EventKey::new(&self.provider, &self.event_id)
+    }
+
+    /// Rebuilds the queue envelope from a stored record (for replay).
+    pub fn to_event(&self) -> Option<Event> {
+        Some(Event {
+            provider: self.provider.clone(),
+            id: self.event_id.clone(),
+            event_type: self.event_type.clone(),
+            received_at: self.received_at,
+            payload: self.payload.clone()?,
+            request_id: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for st in EventState::ALL {
+            assert_eq!(EventState::parse(st.as_str()), Some(st));
+            assert_eq!(EventState::parse(&st.as_str().to_lowercase()), Some(st));
+        }
+        assert_eq!(EventState::parse("nope"), None);
+    }
+
+    #[test]
+    fn envelope_serializes_payload_verbatim() {
+        let ev = Event {
+            provider: "gigstack".into(),
+            id: "evt_1".into(),
+            event_type: "invoice.created".into(),
+            received_at: 10,
+            payload: Payload::from(r#"{"a": 1}"#),
+            request_id: Some("rq-7".into()),
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        assert!(s.contains(r#""payload":{"a": 1}"#), "{s}");
+        assert!(s.contains(r#""request_id":"rq-7""#), "the request id travels: {s}");
+        let back: Event = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, ev);
+    }
+
+    #[test]
+    fn an_envelope_without_a_request_id_still_reads() {
+        // What an earlier version queued, or a replay sends.
+        let ev: Event =
+            serde_json::from_str(r#"{"provider":"p","id":"e","type":"t","received_at":1,"payload":{}}"#).unwrap();
+        assert_eq!(ev.request_id, None);
+        assert!(!serde_json::to_string(&ev).unwrap().contains("request_id"));
+    }
+
+    #[test]
+    fn a_payload_that_is_not_json_travels_as_text() {
+        let ev = Event {
+            provider: "p".into(),
+            id: "e".into(),
+            event_type: "t".into(),
+            received_at: 10,
+            payload: Payload::from(r#"{"id":"e","type":"t"} trailing, "provider":"x""#),
+            request_id: None,
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&s).expect("the envelope is JSON");
+        assert_eq!(v["provider"], "p");
+        assert!(v.get("payload").is_none());
+        let back: Event = serde_json::from_str(&s).unwrap();
+        assert_eq!(back, ev);
+        assert!(serde_json::from_str::<Event>(r#"{"provider":"p","id":"e","type":"t","received_at":1}"#).is_err());
+    }
+}

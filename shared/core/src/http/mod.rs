@@ -1,0 +1,131 @@
+//! The one ingest surface: an axum `Router` that `webhooks serve` runs with
+//! `axum::serve` and the ingest Lambda runs under `lambda_http`.
+//!
+//! Routes: `POST /webhooks/{provider}`, `GET /webhooks/{provider}`
+//! (handshakes) and `GET /healthz`. What each ingest outcome answers is in
+//! [`answer`], the one place that maps them.
+
+mod answer;
+
+pub use answer::answer;
+
+use crate::pipeline::ingest::{Inbound, Ingest, IngestError};
+use axum::body::Body;
+use axum::extract::{Extension, Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::{Json, Router};
+use rand::Rng;
+use std::sync::Arc;
+
+/// Builds the router over an ingest pipeline. Every answer, whatever the
+/// route, carries `x-request-id`: the one its log lines carry.
+pub fn router(ingest: Arc<Ingest>) -> Router {
+    Router::new()
+        .route("/webhooks/{provider}", any(webhook))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(ingest)
+        .layer(axum::middleware::from_fn(with_request_id))
+}
+
+/// The request id of one request, chosen once by [`with_request_id`].
+#[derive(Debug, Clone)]
+struct RequestId(String);
+
+/// Picks the request id, hands it to the route, and puts it on the answer.
+async fn with_request_id(mut req: Request, next: Next) -> Response {
+    let id = request_id(req.headers());
+    let header = HeaderValue::from_str(&id).ok();
+    req.extensions_mut().insert(RequestId(id));
+    let mut response = next.run(req).await;
+    if let Some(v) = header {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+async fn healthz(State(ingest): State<Arc<Ingest>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok", "providers": ingest.providers().names()}))
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "not_found"}))).into_response()
+}
+
+/// Reads the body with the configured limit, answering 413 past it.
+async fn webhook(
+    State(ingest): State<Arc<Ingest>>,
+    Extension(RequestId(request_id)): Extension<RequestId>,
+    Path(provider): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let started = std::time::Instant::now();
+    let limit = ingest.settings().max_body_bytes;
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let known = ingest.providers().get(&provider).is_some() || ingest.providers().pending_reason(&provider).is_some();
+    let outcome = if !known {
+        Err(IngestError::UnknownProvider)
+    } else if declared.is_some_and(|n| n > limit) {
+        Err(IngestError::TooLarge)
+    } else {
+        match axum::body::to_bytes(body, limit).await {
+            Err(e) if is_over_limit(&e) => Err(IngestError::TooLarge),
+            Err(e) => {
+                // The client went away (or broke the framing) before the body
+                // ended: nothing was read, so nothing is kept.
+                tracing::info!(%request_id, provider = %provider, error = %e, "body not received in full; nothing kept");
+                Err(IngestError::Incomplete)
+            }
+            Ok(bytes) => {
+                let inbound = Inbound {
+                    provider: provider.clone(),
+                    method,
+                    headers,
+                    query: uri.query().map(str::to_string),
+                    path: uri.path().to_string(),
+                    body: bytes,
+                    now: crate::time::unix_now(),
+                    request_id,
+                };
+                ingest.handle(&inbound).await
+            }
+        }
+    };
+    crate::telemetry::ingested(&provider, known, &outcome, started.elapsed());
+    answer(ingest.settings().accepted_status, outcome)
+}
+
+/// Whether reading the body failed because it passed the size limit (and
+/// not because the client stopped sending it).
+fn is_over_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// The caller's request id (`X-Request-Id`, API Gateway's `X-Amzn-Trace-Id`),
+/// or a fresh one.
+fn request_id(headers: &HeaderMap) -> String {
+    for name in ["x-request-id", "x-amzn-request-id", "x-amzn-trace-id"] {
+        if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
+            if !v.is_empty() && v.len() <= 128 {
+                return v.to_string();
+            }
+        }
+    }
+    format!("{:016x}", rand::thread_rng().gen::<u64>())
+}

@@ -1,0 +1,146 @@
+//! The event store port: claims (exactly-once at ingest), processing leases
+//! (exactly-once at the processor), state transitions, listing and TTL.
+//!
+//! Adapters: `webhooks_sqlite::SqliteStore` (embedded default) and
+//! `webhooks_aws::dynamodb::DynamoStore`. Both pass the same contract suite
+//! (`webhooks_testkit::contract::store`).
+
+use crate::event::{Event, EventKey, EventRecord, EventState};
+use async_trait::async_trait;
+
+/// Why the store could not answer. Every variant is a 503 at ingest and a
+/// retry at the processor: the caller never guesses at state.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("event store unavailable: {0}")]
+    Unavailable(String),
+    #[error("event store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What a claim found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// This caller owns the new record and must enqueue (or release) it.
+    Claimed,
+    /// A record already exists past RECEIVED (or inside no lease): 200 duplicate.
+    Duplicate(EventState),
+    /// Another copy holds a live RECEIVED claim: answer 409 so the sender retries.
+    InFlight,
+}
+
+/// A new claim.
+#[derive(Debug, Clone)]
+pub struct Claim<'a> {
+    pub event: &'a Event,
+    /// RECEIVED for an event with handlers, IGNORED for an unknown type.
+    pub state: EventState,
+    pub now: i64,
+    pub lease_secs: i64,
+    pub ttl_secs: i64,
+}
+
+/// What a processing lease found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LeaseOutcome {
+    /// This caller holds the lease; the record is as stored after the
+    /// attempt counter was raised.
+    Leased(EventRecord),
+    /// Nothing to do: the record is DONE, FAILED or IGNORED.
+    Finished(EventState),
+    /// Another processor holds a live lease until this time.
+    Busy { until: i64 },
+}
+
+/// What a replay's reset found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Requeue {
+    /// The record is QUEUED again, attempts at zero; as stored now.
+    Requeued(EventRecord),
+    /// There is no record under this key.
+    Missing,
+    /// A processor holds a live lease on it until this time.
+    Busy { until: i64 },
+}
+
+/// How a processing attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settlement {
+    /// DONE, QUEUED (retry later), FAILED (dead letter) or IGNORED (no
+    /// handler is configured any more).
+    pub state: EventState,
+    pub error: Option<String>,
+    /// Results of the handlers that succeeded so far, merged into the record.
+    pub results: serde_json::Map<String, serde_json::Value>,
+    pub now: i64,
+}
+
+/// Which records to list.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub state: Option<EventState>,
+    pub provider: Option<String>,
+    /// Only this event type (exact).
+    pub event_type: Option<String>,
+    /// Only records received at or after this Unix time.
+    pub since: Option<i64>,
+    /// At most this many, newest first (0 means 100). Received times are
+    /// whole seconds: within one second the embedded store keeps arrival
+    /// order, DynamoDB's index orders by last update.
+    pub limit: usize,
+}
+
+impl ListFilter {
+    /// Whether `record` passes every filter but the limit, for adapters that
+    /// filter in memory.
+    pub fn matches(&self, record: &EventRecord) -> bool {
+        self.state.is_none_or(|s| record.state == s)
+            && self.provider.as_deref().is_none_or(|p| record.provider == p)
+            && self.event_type.as_deref().is_none_or(|t| record.event_type == t)
+            && self.since.is_none_or(|t| record.received_at >= t)
+    }
+}
+
+/// The event store.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Creates the record unless one exists; an existing RECEIVED record
+    /// whose lease has expired is taken over (its claimant died before
+    /// enqueueing). One atomic conditional write.
+    async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError>;
+
+    /// RECEIVED -> QUEUED once the message is on the queue.
+    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError>;
+
+    /// Deletes a RECEIVED claim after the enqueue failed, so the sender's
+    /// retry is accepted at once.
+    async fn release(&self, key: &EventKey) -> Result<(), StoreError>;
+
+    /// Takes the processing lease: from RECEIVED or QUEUED, or from
+    /// PROCESSING whose lease expired. Raises `attempts`. With no record
+    /// (its claim was released after an enqueue that in fact went through,
+    /// or it expired), the record is created from the envelope and leased:
+    /// a later retry of the same delivery then finds it and is a duplicate.
+    async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError>;
+
+    /// Ends an attempt (only while PROCESSING).
+    async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError>;
+
+    /// Puts a record back to QUEUED with its attempt counter reset, for a
+    /// replay, unless a processor holds a live lease on it (resetting it then
+    /// would let a second processor run its handlers at the same time).
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError>;
+
+    /// Deletes a dead letter's record (FAILED only) for good; `Ok(false)`
+    /// when there is no FAILED record under the key (gone, or replayed).
+    async fn discard(&self, key: &EventKey) -> Result<bool, StoreError>;
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Newest first.
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError>;
+
+    /// Deletes finished records (DONE, IGNORED) past their TTL; returns how
+    /// many. Dead letters and queued events are kept whatever their age.
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError>;
+}

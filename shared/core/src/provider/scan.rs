@@ -1,0 +1,474 @@
+//! Reads the few values a provider needs (event id, type) out of a JSON body
+//! without building a document tree and without reading past them.
+//!
+//! The pointers are compiled once into a tree of path segments; the scan
+//! walks the body with serde_json's parser, descends only into the members
+//! on a wanted path, skips every other value with `IgnoredAny`, and stops as
+//! soon as every wanted value has been seen. For a webhook whose `id` and
+//! `type` come first this costs the same for 1 KiB and 1 MiB. A body that is
+//! not JSON up to that point is rejected; what follows is not read here (see
+//! [`crate::payload`] for where it is).
+
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::fmt;
+
+/// Why a body could not be scanned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ScanError {
+    #[error("body is not valid JSON")]
+    NotJson,
+    #[error("body is not a JSON object")]
+    NotObject,
+}
+
+/// A compiled set of JSON pointers (RFC 6901).
+#[derive(Debug, Clone, Default)]
+pub struct Lookup {
+    pointers: Vec<String>,
+    root: Node,
+    /// When the scan may stop: every group resolved. A group is slots in
+    /// order of preference (first present wins); it is resolved once one is
+    /// seen present after every slot before it was seen absent.
+    groups: Vec<Vec<usize>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Node {
+    /// Index of the pointer that ends here.
+    slot: Option<usize>,
+    /// Members (or array indexes, as decimal text) on a wanted path.
+    children: Vec<(String, Node)>,
+}
+
+impl Lookup {
+    /// Compiles pointers such as `/id` or `/data/object/id`; slot `i` of the
+    /// result of [`Lookup::read`] is `pointers[i]`.
+    pub fn new(pointers: &[String]) -> Self {
+        let groups: Vec<Vec<String>> = pointers.iter().map(|p| vec![p.clone()]).collect();
+        Self::grouped(&groups)
+    }
+
+    /// Compiles groups of alternatives: the scan stops once, in every group,
+    /// the first present pointer is known (an event type read from `type`
+    /// or else `event` needs no more reading once `type` is found). Slots
+    /// are the distinct pointers in order of first mention.
+    pub fn grouped(groups: &[Vec<String>]) -> Self {
+        let mut pointers: Vec<String> = Vec::new();
+        for p in groups.iter().flatten() {
+            if !pointers.contains(p) {
+                pointers.push(p.clone());
+            }
+        }
+        let groups = groups
+            .iter()
+            .filter(|g| !g.is_empty())
+            .map(|g| g.iter().filter_map(|p| pointers.iter().position(|q| q == p)).collect())
+            .collect();
+        let mut root = Node::default();
+        for (slot, pointer) in pointers.iter().enumerate() {
+            let mut node = &mut root;
+            for segment in segments(pointer) {
+                let at = match node.children.iter().position(|(s, _)| *s == segment) {
+                    Some(at) => at,
+                    None => {
+                        node.children.push((segment, Node::default()));
+                        node.children.len() - 1
+                    }
+                };
+                node = &mut node.children[at].1;
+            }
+            node.slot.get_or_insert(slot);
+        }
+        Self { pointers, root, groups }
+    }
+
+    /// The slot of `pointer` in what [`Lookup::read`] returns.
+    pub fn slot(&self, pointer: &str) -> Option<usize> {
+        self.pointers.iter().position(|p| p == pointer)
+    }
+
+    /// The value at each pointer of a JSON object body, as text: strings as
+    /// they are (borrowed from the body unless they hold escapes), numbers
+    /// and booleans printed; `None` when absent, null, empty, an object or an
+    /// array. Stops reading at the last value needed.
+    pub fn read<'b>(&self, body: &'b [u8]) -> Result<Vec<Option<Cow<'b, str>>>, ScanError> {
+        let mut state = State {
+            values: vec![None; self.pointers.len()],
+            groups: &self.groups,
+            stopped: false,
+            not_object: false,
+        };
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let outcome = NodeSeed {
+            node: &self.root,
+            state: &mut state,
+            root: true,
+        }
+        .deserialize(&mut de)
+        .and_then(|()| de.end());
+        match outcome {
+            _ if state.not_object => Err(ScanError::NotObject),
+            Err(_) if !state.stopped => Err(ScanError::NotJson),
+            _ => Ok(state.values.into_iter().map(Option::flatten).collect()),
+        }
+    }
+
+    /// The same over a parsed value (form bodies, elements of a batch).
+    pub fn read_value<'v>(&self, value: &'v Value) -> Vec<Option<Cow<'v, str>>> {
+        self.pointers
+            .iter()
+            .map(|p| match value.pointer(p)? {
+                Value::String(s) if !s.is_empty() => Some(Cow::Borrowed(s.as_str())),
+                Value::Number(n) => Some(Cow::Owned(n.to_string())),
+                Value::Bool(b) => Some(Cow::Owned(b.to_string())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The unescaped segments of a pointer (`~1` is `/`, `~0` is `~`).
+fn segments(pointer: &str) -> Vec<String> {
+    pointer
+        .split('/')
+        .skip(1)
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect()
+}
+
+struct State<'g, 'b> {
+    /// `None` until seen; then the value, `Some(None)` when absent or not a scalar.
+    values: Vec<Option<Option<Cow<'b, str>>>>,
+    groups: &'g [Vec<usize>],
+    /// The scan ended early on purpose (every value found).
+    stopped: bool,
+    not_object: bool,
+}
+
+impl<'b> State<'_, 'b> {
+    fn set(&mut self, slot: Option<usize>, value: Option<Cow<'b, str>>) {
+        if let Some(slot) = slot {
+            if self.values[slot].is_none() {
+                self.values[slot] = Some(value.filter(|v| !v.is_empty()));
+            }
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.groups.iter().all(|group| {
+            for &slot in group {
+                match &self.values[slot] {
+                    Some(Some(_)) => return true,
+                    Some(None) => continue,
+                    None => return false,
+                }
+            }
+            true
+        })
+    }
+}
+
+struct NodeSeed<'s, 'g, 'b> {
+    node: &'s Node,
+    state: &'s mut State<'g, 'b>,
+    root: bool,
+}
+
+impl<'b> DeserializeSeed<'b> for NodeSeed<'_, '_, 'b> {
+    type Value = ();
+
+    fn deserialize<D: de::Deserializer<'b>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'b> NodeSeed<'_, '_, 'b> {
+    fn scalar<E: de::Error>(self, text: Option<Cow<'b, str>>) -> Result<(), E> {
+        if self.root {
+            self.state.not_object = true;
+            return Err(E::custom("not an object"));
+        }
+        self.state.set(self.node.slot, text);
+        Ok(())
+    }
+
+    /// Ends the scan early: every value is found. The visitor returns
+    /// without reading the rest of its object or array, so serde_json's
+    /// check for the closing bracket fails (unless the container ends right
+    /// there) and ends the parse; `read` knows the scan stopped on purpose.
+    /// That costs one positioned syntax error, where a custom error would
+    /// format its message into a new string and box it.
+    fn stop<E: de::Error>(&mut self) -> Result<(), E> {
+        self.state.stopped = true;
+        Ok(())
+    }
+}
+
+impl<'b> Visitor<'b> for NodeSeed<'_, '_, 'b> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'b str) -> Result<(), E> {
+        self.scalar(Some(Cow::Borrowed(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        self.scalar(Some(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<(), E> {
+        self.scalar(Some(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<(), E> {
+        self.scalar(Some(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        self.scalar(serde_json::Number::from_f64(v).map(|n| Cow::Owned(n.to_string())))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<(), E> {
+        self.scalar(Some(Cow::Owned(v.to_string())))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.scalar(None)
+    }
+
+    fn visit_map<A: MapAccess<'b>>(mut self, mut map: A) -> Result<(), A::Error> {
+        self.state.set(self.node.slot, None);
+        if self.state.done() {
+            return self.stop();
+        }
+        while let Some(child) = map.next_key_seed(KeySeed(&self.node.children))? {
+            match child {
+                Some(at) => map.next_value_seed(NodeSeed {
+                    node: &self.node.children[at].1,
+                    state: &mut *self.state,
+                    root: false,
+                })?,
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            if self.state.done() {
+                return self.stop();
+            }
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'b>>(mut self, mut seq: A) -> Result<(), A::Error> {
+        if self.root {
+            self.state.not_object = true;
+            return Err(de::Error::custom("not an object"));
+        }
+        self.state.set(self.node.slot, None);
+        let mut index = 0usize;
+        loop {
+            let wanted = self
+                .node
+                .children
+                .iter()
+                .position(|(segment, _)| segment.parse::<usize>().ok() == Some(index));
+            let more = match wanted {
+                Some(at) => seq
+                    .next_element_seed(NodeSeed {
+                        node: &self.node.children[at].1,
+                        state: &mut *self.state,
+                        root: false,
+                    })?
+                    .is_some(),
+                None => seq.next_element::<IgnoredAny>()?.is_some(),
+            };
+            if !more {
+                return Ok(());
+            }
+            if self.state.done() {
+                return self.stop();
+            }
+            index += 1;
+        }
+    }
+}
+
+/// Reads a member name and says which wanted child it is, if any.
+struct KeySeed<'s>(&'s [(String, Node)]);
+
+impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Option<usize>, D::Error> {
+        deserializer.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed<'_> {
+    type Value = Option<usize>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
+        Ok(self.0.iter().position(|(segment, _)| segment == v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn lookup(pointers: &[&str]) -> Lookup {
+        Lookup::new(&pointers.iter().map(|p| p.to_string()).collect::<Vec<_>>())
+    }
+
+    fn read(pointers: &[&str], body: &str) -> Result<Vec<Option<String>>, ScanError> {
+        let values = lookup(pointers).read(body.as_bytes())?;
+        Ok(values.into_iter().map(|v| v.map(Cow::into_owned)).collect())
+    }
+
+    fn some(s: &str) -> Option<String> {
+        Some(s.to_string())
+    }
+
+    #[test]
+    fn reads_top_level_and_nested_scalars() {
+        let body = r#"{"id":"evt_1","n":12,"f":1.5,"ok":true,"data":{"object":{"id":"inv_9"},"items":[{"sku":"a"},{"sku":"b"}]}}"#;
+        assert_eq!(
+            read(
+                &["/id", "/n", "/f", "/ok", "/data/object/id", "/data/items/1/sku"],
+                body
+            ),
+            Ok(vec![
+                some("evt_1"),
+                some("12"),
+                some("1.5"),
+                some("true"),
+                some("inv_9"),
+                some("b")
+            ])
+        );
+    }
+
+    #[test]
+    fn absent_null_empty_and_containers_are_none() {
+        let body = r#"{"a":null,"b":"","c":{"x":1},"d":[1]}"#;
+        assert_eq!(read(&["/a", "/b", "/c", "/d", "/zzz"], body), Ok(vec![None; 5]));
+    }
+
+    #[test]
+    fn stops_after_the_last_value_needed() {
+        // Everything after "type" is not JSON, and is not read.
+        let body = r#"{"id":"e1","type":"t", this is not read"#;
+        assert_eq!(read(&["/id", "/type"], body), Ok(vec![some("e1"), some("t")]));
+        // A value that is not there makes the scan read (and check) it all.
+        assert_eq!(read(&["/id", "/missing"], body), Err(ScanError::NotJson));
+        assert_eq!(
+            read(&["/id", "/missing"], r#"{"id":"e1","x":[1,{"y":2}]}"#),
+            Ok(vec![some("e1"), None])
+        );
+        // The stop leaves the closing brackets to serde_json: a container
+        // that ends right there, one left open in an object or an array,
+        // and text after a whole document all read the same.
+        let top = ["/id", "/type"];
+        for (pointers, body) in [
+            (top, r#"{"id":"e1","type":"t"}"#),
+            (top, r#"{"id":"e1","type":"t"} trailing"#),
+            (["/data/id", "/data/type"], r#"{"data":{"id":"e1","type":"t","rest":"#),
+            (
+                ["/items/0/id", "/items/1/type"],
+                r#"{"items":[{"id":"e1"},{"type":"t"},"#,
+            ),
+        ] {
+            assert_eq!(read(&pointers, body), Ok(vec![some("e1"), some("t")]), "{body}");
+        }
+    }
+
+    /// With alternatives, the scan stops once the first present one is
+    /// known: a body that breaks after `type` is still read.
+    #[test]
+    fn alternatives_stop_at_the_first_present_one() {
+        let groups = [vec!["/id".to_string()], vec!["/type".to_string(), "/event".to_string()]];
+        let l = Lookup::grouped(&groups);
+        let got = l.read(br#"{"id":"e","type":"t","data":{"broken": "#).unwrap();
+        assert_eq!(got[l.slot("/type").unwrap()].as_deref(), Some("t"));
+        assert_eq!(got[l.slot("/event").unwrap()], None);
+        // `event` before `type`: `type` is preferred, so the scan goes on to find it.
+        let got = l.read(br#"{"event":"e1","id":"e","type":"t"}"#).unwrap();
+        assert_eq!(got[l.slot("/type").unwrap()].as_deref(), Some("t"));
+        // `type` null: the next alternative is read.
+        let got = l.read(br#"{"type":null,"id":"e","event":"ev"}"#).unwrap();
+        assert_eq!(got[l.slot("/event").unwrap()].as_deref(), Some("ev"));
+    }
+
+    #[test]
+    fn rejects_what_is_not_an_object() {
+        assert_eq!(read(&["/id"], "not json"), Err(ScanError::NotJson));
+        assert_eq!(read(&["/id"], "[1,2]"), Err(ScanError::NotObject));
+        assert_eq!(read(&["/id"], r#""text""#), Err(ScanError::NotObject));
+        assert_eq!(read(&["/id"], ""), Err(ScanError::NotJson));
+        assert_eq!(read(&[], "{}"), Ok(vec![]));
+        assert_eq!(read(&[], "[]"), Err(ScanError::NotObject));
+        assert_eq!(
+            read(&["/id"], r#"{"id":"e1"} trailing"#),
+            Ok(vec![some("e1")]),
+            "found before the end"
+        );
+        assert_eq!(read(&["/x"], r#"{"id":"e1"} trailing"#), Err(ScanError::NotJson));
+    }
+
+    #[test]
+    fn escaped_names_and_pointer_escapes() {
+        let body = r#"{"a\/b":"slash","m~n":"tilde","q\"k":"quote","\u0069d":"unicode"}"#;
+        assert_eq!(
+            read(&["/a~1b", "/m~0n", "/q\"k", "/id"], body),
+            Ok(vec![some("slash"), some("tilde"), some("quote"), some("unicode")])
+        );
+    }
+
+    #[test]
+    fn the_first_of_duplicate_members_wins() {
+        assert_eq!(
+            read(&["/id"], r#"{"id":"first","id":"second"}"#),
+            Ok(vec![some("first")])
+        );
+    }
+
+    proptest! {
+        /// On any JSON object the scan agrees with a full parse.
+        #[test]
+        fn agrees_with_a_full_parse(
+            id in proptest::option::of("[a-z0-9_]{0,12}"),
+            kind in proptest::option::of(0u32..1000),
+            noise in proptest::collection::vec(("[a-z]{1,6}", "[ -~]{0,20}"), 0..8),
+        ) {
+            let mut map = serde_json::Map::new();
+            for (k, v) in &noise {
+                map.insert(k.clone(), Value::String(v.clone()));
+            }
+            if let Some(id) = &id {
+                map.insert("id".into(), Value::String(id.clone()));
+            }
+            if let Some(kind) = kind {
+                map.insert("meta".into(), serde_json::json!({"kind": kind, "tags": [kind]}));
+            }
+            let value = Value::Object(map);
+            let l = lookup(&["/id", "/meta/kind", "/meta/tags/0"]);
+            let text = value.to_string();
+            prop_assert_eq!(l.read(text.as_bytes()), Ok(l.read_value(&value)));
+        }
+
+        #[test]
+        fn never_panics(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let _ = lookup(&["/id", "/a/0/b"]).read(&body);
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! The embedded database's schema, in one place: the `events` table (one row
+//! per event record, keyed `provider#event_id`) and the `queue` table (one
+//! row per message; a message of an admitted event refers to its record by
+//! `event_pk` instead of copying it). Databases of earlier versions are
+//! brought up to date by [`MIGRATIONS`], recorded in `PRAGMA user_version`.
+//! The file is an ordinary SQLite database: `sqlite3 webhooks.db` reads it.
+
+use crate::writer::DbError;
+use rusqlite::Connection;
+
+/// Changes to databases made by earlier versions, applied in order and
+/// recorded in `PRAGMA user_version`.
+pub(crate) const MIGRATIONS: [&str; 3] = [
+    // 1: queue messages may refer to their event record instead of copying it.
+    "ALTER TABLE queue ADD COLUMN event_pk TEXT",
+    // 2: events are listed newest first by rowid; one index less per write.
+    "DROP INDEX IF EXISTS events_by_received",
+    // 3: a message that refers to its record keeps the delivering request's id.
+    "ALTER TABLE queue ADD COLUMN request_id TEXT",
+];
+
+pub(crate) const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS events (
+    pk              TEXT PRIMARY KEY,
+    provider        TEXT NOT NULL,
+    event_id        TEXT NOT NULL,
+    event_type      TEXT NOT NULL,
+    state           TEXT NOT NULL,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    received_at     INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    lease_until     INTEGER,
+    expires_at      INTEGER NOT NULL,
+    payload         TEXT,
+    payload_omitted INTEGER NOT NULL DEFAULT 0,
+    results         TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
+CREATE TABLE IF NOT EXISTS queue (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- The envelope; empty when event_pk names the record that holds the event.
+    body          TEXT NOT NULL,
+    event_pk      TEXT,
+    -- With event_pk: the id of the request that delivered the event.
+    request_id    TEXT,
+    visible_at_ms INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL DEFAULT 0,
+    dead          INTEGER NOT NULL DEFAULT 0,
+    dead_reason   TEXT,
+    enqueued_at   INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS queue_ready ON queue(dead, visible_at_ms);
+"#;
+
+/// Creates the schema, or brings a database of an earlier version up to date.
+pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
+    let fresh: bool = conn.query_row("SELECT COUNT(*) = 0 FROM sqlite_master WHERE name = 'queue'", [], |r| {
+        r.get(0)
+    })?;
+    conn.execute_batch(SCHEMA)?;
+    let version: usize = if fresh {
+        MIGRATIONS.len()
+    } else {
+        conn.pragma_query_value(None, "user_version", |r| r.get(0))?
+    };
+    for step in MIGRATIONS.iter().skip(version) {
+        conn.execute_batch(step)?;
+    }
+    conn.pragma_update(None, "user_version", MIGRATIONS.len())?;
+    Ok(())
+}

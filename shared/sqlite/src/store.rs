@@ -1,0 +1,353 @@
+//! The event store on the embedded SQLite database. Every check-and-write is
+//! one `BEGIN IMMEDIATE` transaction, the local equivalent of a DynamoDB
+//! conditional write.
+
+use crate::writer::{Db, DbError};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use webhooks_core::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_core::payload::Payload;
+use webhooks_core::ports::store::{
+    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+};
+
+/// SQLite-backed [`EventStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    db: Db,
+}
+
+impl SqliteStore {
+    pub(crate) fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+impl From<DbError> for StoreError {
+    fn from(e: DbError) -> Self {
+        StoreError::Unavailable(e.to_string())
+    }
+}
+
+const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results";
+
+fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    let state: String = row.get(3)?;
+    let results: String = row.get(12)?;
+    Ok(EventRecord {
+        provider: row.get(0)?,
+        event_id: row.get(1)?,
+        event_type: row.get(2)?,
+        state: EventState::parse(&state).unwrap_or(EventState::Received),
+        attempts: row.get(4)?,
+        last_error: row.get(5)?,
+        received_at: row.get(6)?,
+        updated_at: row.get(7)?,
+        lease_until: row.get(8)?,
+        expires_at: row.get(9)?,
+        payload: row.get::<_, Option<String>>(10)?.map(Payload::from_text),
+        payload_omitted: row.get::<_, i64>(11)? != 0,
+        results: serde_json::from_str(&results).unwrap_or_default(),
+    })
+}
+
+fn fetch(conn: &Connection, pk: &str) -> rusqlite::Result<Option<EventRecord>> {
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM events WHERE pk = ?1"),
+        [pk],
+        record_from_row,
+    )
+    .optional()
+}
+
+/// How [`insert`] treats an existing record with the same key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnExisting {
+    Replace,
+    Keep,
+}
+
+/// The columns of a new record that do not come from its event.
+#[derive(Clone, Copy)]
+struct Fresh {
+    state: EventState,
+    attempts: u32,
+    now: i64,
+    lease_until: Option<i64>,
+    ttl_secs: i64,
+}
+
+/// Writes a record; returns whether it was written (with `Keep`, an
+/// existing record stays and nothing is written).
+fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fresh) -> rusqlite::Result<bool> {
+    let Fresh {
+        state,
+        attempts,
+        now,
+        lease_until,
+        ttl_secs,
+    } = fresh;
+    let sql = match on_existing {
+        OnExisting::Replace => {
+            "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)"
+        }
+        OnExisting::Keep => {
+            "INSERT INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT(pk) DO NOTHING"
+        }
+    };
+    let written = conn.prepare_cached(sql)?.execute(params![
+        event.pk(),
+        event.provider,
+        event.id,
+        event.event_type,
+        state.as_str(),
+        attempts,
+        now,
+        lease_until,
+        now + ttl_secs,
+        event.payload.as_str(),
+    ])?;
+    Ok(written == 1)
+}
+
+/// The claim, inside the caller's transaction: creates the record in
+/// `state` unless one exists; takes over a RECEIVED record whose lease has
+/// expired (its claimant died before enqueueing). Shared by the store's
+/// claim and the admission that claims and enqueues in one transaction.
+pub(crate) fn claim_in(
+    conn: &Connection,
+    event: &Event,
+    state: EventState,
+    now: i64,
+    lease_secs: i64,
+    ttl_secs: i64,
+) -> rusqlite::Result<ClaimOutcome> {
+    let fresh = Fresh {
+        state,
+        attempts: 0,
+        now,
+        lease_until: (state == EventState::Received).then_some(now + lease_secs),
+        ttl_secs,
+    };
+    // The common case, a new event, in one statement.
+    if insert(conn, OnExisting::Keep, event, fresh)? {
+        return Ok(ClaimOutcome::Claimed);
+    }
+    Ok(match fetch_claim_state(conn, &event.pk())? {
+        None => {
+            insert(conn, OnExisting::Replace, event, fresh)?;
+            ClaimOutcome::Claimed
+        }
+        Some((EventState::Received, attempts, lease)) if lease.unwrap_or(0) <= now => {
+            insert(conn, OnExisting::Replace, event, Fresh { attempts, ..fresh })?;
+            ClaimOutcome::Claimed
+        }
+        Some((EventState::Received, _, _)) => ClaimOutcome::InFlight,
+        Some((state, _, _)) => ClaimOutcome::Duplicate(state),
+    })
+}
+
+/// Only what the claim decides on, without reading the payload back.
+fn fetch_claim_state(conn: &Connection, pk: &str) -> rusqlite::Result<Option<(EventState, u32, Option<i64>)>> {
+    conn.prepare_cached("SELECT state, attempts, lease_until FROM events WHERE pk = ?1")?
+        .query_row([pk], |row| {
+            let state: String = row.get(0)?;
+            Ok((
+                EventState::parse(&state).unwrap_or(EventState::Received),
+                row.get(1)?,
+                row.get(2)?,
+            ))
+        })
+        .optional()
+}
+
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
+        let event = claim.event.clone();
+        let (state, now, lease, ttl) = (claim.state, claim.now, claim.lease_secs, claim.ttl_secs);
+        Ok(self
+            .db
+            .call(move |conn| claim_in(conn, &event, state, now, lease, ttl))
+            .await?)
+    }
+
+    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = 'QUEUED', lease_until = NULL, updated_at = ?2 WHERE pk = ?1 AND state = 'RECEIVED'",
+                    params![pk, now],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        self.db
+            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'RECEIVED'", [&pk]))
+            .await?;
+        Ok(())
+    }
+
+    async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {
+        let pk = key.as_string();
+        let deleted = self
+            .db
+            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'FAILED'", [&pk]))
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
+        let event = event.clone();
+        Ok(self
+            .db
+            .call(move |conn| {
+                let pk = event.pk();
+                let outcome = match fetch(conn, &pk)? {
+                    None => {
+                        let fresh = Fresh {
+                            state: EventState::Processing,
+                            attempts: 1,
+                            now,
+                            lease_until: Some(now + lease_secs),
+                            ttl_secs,
+                        };
+                        insert(conn, OnExisting::Replace, &event, fresh)?;
+                        LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                    }
+                    Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
+                        LeaseOutcome::Finished(r.state)
+                    }
+                    Some(r) if r.state == EventState::Processing && r.lease_until.unwrap_or(0) > now => {
+                        LeaseOutcome::Busy {
+                            until: r.lease_until.unwrap_or(now),
+                        }
+                    }
+                    Some(_) => {
+                        conn.execute(
+                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3 WHERE pk = ?1",
+                            params![pk, now + lease_secs, now],
+                        )?;
+                        LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
+                    }
+                };
+                Ok(outcome)
+            })
+            .await?)
+    }
+
+    async fn settle(&self, key: &EventKey, s: Settlement) -> Result<(), StoreError> {
+        let pk = key.as_string();
+        let results = serde_json::Value::Object(s.results).to_string();
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = ?2, last_error = COALESCE(?3, last_error), results = ?4, lease_until = NULL, updated_at = ?5
+                     WHERE pk = ?1 AND state = 'PROCESSING'",
+                    params![pk, s.state.as_str(), s.error, results, s.now],
+                )
+            })
+            .await?;
+        Ok(())
+    }
+
+    async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError> {
+        let pk = key.as_string();
+        Ok(self
+            .db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, updated_at = ?2
+                     WHERE pk = ?1 AND NOT (state = 'PROCESSING' AND lease_until > ?2)",
+                    params![pk, now],
+                )?;
+                Ok(match fetch(conn, &pk)? {
+                    None => Requeue::Missing,
+                    Some(rec) if rec.state == EventState::Processing => Requeue::Busy {
+                        until: rec.lease_until.unwrap_or(now),
+                    },
+                    Some(rec) => Requeue::Requeued(rec),
+                })
+            })
+            .await?)
+    }
+
+    async fn get(&self, key: &EventKey) -> Result<Option<EventRecord>, StoreError> {
+        let pk = key.as_string();
+        Ok(self.db.call(move |conn| fetch(conn, &pk)).await?)
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<Vec<EventRecord>, StoreError> {
+        let state = filter.state.map(|s| s.as_str().to_string());
+        let provider = filter.provider.clone();
+        let (event_type, since) = (filter.event_type.clone(), filter.since);
+        let limit = if filter.limit == 0 { 100 } else { filter.limit } as i64;
+        Ok(self
+            .db
+            .call(move |conn| {
+                let mut stmt = conn.prepare(&format!(
+                    "SELECT {COLUMNS} FROM events
+                     WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR provider = ?2)
+                       AND (?3 IS NULL OR event_type = ?3) AND (?4 IS NULL OR received_at >= ?4)
+                     ORDER BY rowid DESC LIMIT ?5"
+                ))?;
+                let rows = stmt.query_map(params![state, provider, event_type, since, limit], record_from_row)?;
+                rows.collect()
+            })
+            .await?)
+    }
+
+    async fn purge_expired(&self, now: i64) -> Result<u64, StoreError> {
+        Ok(self
+            .db
+            // Only finished records expire: a dead letter (FAILED) stays until it
+            // is replayed or discarded, a queued event until it is processed.
+            .call(move |conn| {
+                conn.execute(
+                    "DELETE FROM events WHERE expires_at <= ?1 AND state IN ('DONE', 'IGNORED')",
+                    [now],
+                )
+            })
+            .await? as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn passes_the_store_contract() {
+        let store = SqliteStore::new(Db::open_in_memory().unwrap());
+        webhooks_testkit::contract::store::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn records_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.db");
+        let ev = webhooks_testkit::fixtures::event("p", "e1", "t");
+        {
+            let store = SqliteStore::new(Db::open(&path, crate::writer::Durability::Normal).unwrap());
+            let claim = Claim {
+                event: &ev,
+                state: EventState::Received,
+                now: 100,
+                lease_secs: 30,
+                ttl_secs: 1000,
+            };
+            assert_eq!(store.claim(claim).await.unwrap(), ClaimOutcome::Claimed);
+        }
+        let store = SqliteStore::new(Db::open(&path, crate::writer::Durability::Full).unwrap());
+        let rec = store.get(&ev.key()).await.unwrap().unwrap();
+        assert_eq!(rec.state, EventState::Received);
+        assert_eq!(rec.payload.as_ref().map(|p| p.as_str()), Some(ev.payload.as_str()));
+    }
+}

@@ -1,0 +1,378 @@
+//! The one writer of the embedded database, shared by the SQLite event
+//! store, queue and admission.
+//!
+//! One connection, owned by one thread that runs every operation. Operations
+//! that arrive while the thread is busy are run together in one transaction
+//! and committed once: a group commit. Nobody gets an answer before the
+//! commit that holds their writes, so an acknowledged claim and enqueue are
+//! on disk; many requests share the cost of one commit (and, with
+//! `Durability::Full`, of one fsync). Should an operation fail, the group is
+//! rolled back and each operation is run again in a transaction of its own,
+//! so one failure never undoes another caller's writes.
+//!
+//! WAL mode: a committed transaction survives a kill -9 of the process with
+//! `synchronous=NORMAL`; `FULL` adds power-loss durability.
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::mpsc;
+use tokio::sync::oneshot;
+
+/// How hard SQLite works to survive a power loss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Durability {
+    /// Survives a process crash (kill -9); the last commits may be lost on power loss.
+    #[default]
+    Normal,
+    /// Survives power loss: fsync on every commit.
+    Full,
+}
+
+/// Why the database could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("database commit failed: {0}")]
+    Commit(String),
+    #[error("database thread has stopped")]
+    Closed,
+}
+
+/// Most operations committed together.
+const MAX_GROUP: usize = 512;
+
+/// The least time between two WAL checkpoints. They follow the commits
+/// (the writer nudges the checkpointer after each one), so each copies
+/// only a few milliseconds of writes: on a busy single core a long one would
+/// hold the CPU for milliseconds. An idle database is not checkpointed.
+const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A handle to the database; cheap to clone. The thread ends, and the
+/// connection closes, when the last handle is dropped.
+#[derive(Clone)]
+pub(crate) struct Db {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+}
+
+impl std::fmt::Debug for Db {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Db")
+    }
+}
+
+impl Db {
+    /// Opens (creating if needed) the database file and its schema.
+    pub fn open(path: &Path, durability: Durability) -> Result<Self, DbError> {
+        let open = || {
+            Connection::open(path).map_err(|source| DbError::Open {
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let (nudge, nudged) = mpsc::sync_channel(1);
+        let db = Self::init(open()?, durability, Some(nudge))?;
+        start_checkpointer(open()?, nudged)?;
+        Ok(db)
+    }
+
+    /// A private in-memory database, for tests.
+    pub fn open_in_memory() -> Result<Self, DbError> {
+        Self::init(Connection::open_in_memory()?, Durability::Normal, None)
+    }
+
+    /// `checkpoints`: nudged after every commit (none for in-memory databases).
+    fn init(
+        conn: Connection,
+        durability: Durability,
+        checkpoints: Option<mpsc::SyncSender<()>>,
+    ) -> Result<Self, DbError> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        let sync = match durability {
+            Durability::Normal => "NORMAL",
+            Durability::Full => "FULL",
+        };
+        conn.pragma_update(None, "synchronous", sync)?;
+        // Checkpoints run on their own thread (see `start_checkpointer`).
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // Temporary structures in memory, and a 4 MiB page cache (the hot pages
+        // of the claim path are few; a bigger cache only raises the RSS).
+        conn.pragma_update(None, "temp_store", "MEMORY")?;
+        conn.pragma_update(None, "cache_size", -4_096)?;
+        crate::schema::migrate(&conn)?;
+        let (jobs, inbox) = mpsc::channel::<Box<dyn Job>>();
+        std::thread::Builder::new()
+            .name("webhooks-db".into())
+            .spawn(move || run(conn, inbox, checkpoints))
+            .map_err(|e| DbError::Commit(format!("cannot start the database thread: {e}")))?;
+        Ok(Self { jobs })
+    }
+
+    /// Runs `f` on the database thread, inside a transaction shared with
+    /// whatever else is waiting; answers after the commit. `f` may run twice
+    /// (the second time alone, if another operation of its group failed), so
+    /// it must not consume what it captured.
+    pub async fn call<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(Call { f, result: None, reply });
+        self.jobs.send(job).map_err(|_| DbError::Closed)?;
+        answer.await.map_err(|_| DbError::Closed)?
+    }
+}
+
+/// Copies the WAL back into the database file after commits, at most every
+/// [`CHECKPOINT_GAP`], on a connection and a thread of its own, so no
+/// request waits for it (with `synchronous=NORMAL` a checkpoint is where the
+/// fsync happens). A passive checkpoint never blocks the writer. Ends, with
+/// a final full checkpoint, when the database thread does.
+fn start_checkpointer(conn: Connection, nudged: mpsc::Receiver<()>) -> Result<(), DbError> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // The WAL file is cut back to this size when a checkpoint completes.
+    conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+    std::thread::Builder::new()
+        .name("webhooks-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = |mode: &str| {
+                if let Err(e) = conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next one retries");
+                }
+            };
+            while nudged.recv().is_ok() {
+                checkpoint("PASSIVE");
+                std::thread::sleep(CHECKPOINT_GAP);
+            }
+            checkpoint("TRUNCATE");
+        })
+        .map_err(|e| DbError::Commit(format!("cannot start the checkpoint thread: {e}")))?;
+    Ok(())
+}
+
+/// One operation: run inside the group transaction, answered after it ends.
+trait Job: Send {
+    /// Runs the operation; false when it failed.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once its transaction has committed (or not).
+    fn finish(self: Box<Self>, committed: Result<(), String>);
+}
+
+struct Call<T, F> {
+    f: F,
+    result: Option<Result<T, rusqlite::Error>>,
+    reply: oneshot::Sender<Result<T, DbError>>,
+}
+
+impl<T, F> Job for Call<T, F>
+where
+    T: Send + 'static,
+    F: Fn(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        // A panicking operation is a bug; it fails alone instead of taking
+        // the database thread (and every later request) down with it.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (self.f)(conn)))
+            .unwrap_or(Err(rusqlite::Error::InvalidQuery));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), String>) {
+        let answer = match (committed, self.result) {
+            (Err(e), _) => Err(DbError::Commit(e)),
+            (Ok(()), Some(result)) => result.map_err(DbError::Sql),
+            (Ok(()), None) => Err(DbError::Closed),
+        };
+        // The caller may have gone away (its request was cancelled): fine.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// The database thread: takes what is waiting, runs it in one transaction,
+/// commits, answers; until every handle is dropped.
+fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>, checkpoints: Option<mpsc::SyncSender<()>>) {
+    while let Ok(first) = inbox.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match inbox.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        match run_in_transaction(&conn, &mut group) {
+            Outcome::Committed => {
+                group.into_iter().for_each(|job| job.finish(Ok(())));
+                if let Some(nudge) = &checkpoints {
+                    // Full means a checkpoint is already due: nothing to add.
+                    let _ = nudge.try_send(());
+                }
+            }
+            // Nothing of the group was kept; each operation runs again
+            // alone, so only the failing one fails.
+            Outcome::JobFailed if group.len() > 1 => {
+                for mut job in group {
+                    let alone = run_in_transaction(&conn, std::slice::from_mut(&mut job));
+                    job.finish(alone.into_result());
+                }
+            }
+            outcome => {
+                let result = outcome.into_result();
+                group.into_iter().for_each(|job| job.finish(result.clone()));
+            }
+        }
+    }
+}
+
+/// How a transaction ended.
+enum Outcome {
+    Committed,
+    /// An operation failed (its error is in its result); rolled back.
+    JobFailed,
+    /// BEGIN or COMMIT failed; rolled back.
+    Failed(String),
+}
+
+impl Outcome {
+    /// What the operations of this transaction are told: their own result
+    /// stands unless the transaction itself failed.
+    fn into_result(self) -> Result<(), String> {
+        match self {
+            Outcome::Committed | Outcome::JobFailed => Ok(()),
+            Outcome::Failed(e) => Err(e),
+        }
+    }
+}
+
+fn run_in_transaction(conn: &Connection, jobs: &mut [Box<dyn Job>]) -> Outcome {
+    let step = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut s| s.execute([]))
+            .map_err(|e| e.to_string())
+    };
+    if let Err(e) = step("BEGIN IMMEDIATE") {
+        return Outcome::Failed(e);
+    }
+    for job in jobs.iter_mut() {
+        if !job.run(conn) {
+            let _ = step("ROLLBACK");
+            return Outcome::JobFailed;
+        }
+    }
+    match step("COMMIT") {
+        Ok(_) => Outcome::Committed,
+        Err(e) => {
+            let _ = step("ROLLBACK");
+            Outcome::Failed(e)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::MIGRATIONS;
+
+    #[tokio::test]
+    async fn a_failing_operation_undoes_only_its_own_writes() {
+        let db = Db::open_in_memory().expect("db");
+        db.call(|c| c.execute_batch("CREATE TABLE t (v INTEGER UNIQUE)"))
+            .await
+            .expect("create");
+        let ok = db.call(|c| c.execute("INSERT INTO t VALUES (1)", []));
+        let failing = db.call(|c| {
+            c.execute("INSERT INTO t VALUES (2)", [])?;
+            c.execute("INSERT INTO t VALUES (1)", []) // unique violation
+        });
+        let also_ok = db.call(|c| c.execute("INSERT INTO t VALUES (3)", []));
+        let (ok, failing, also_ok) = tokio::join!(ok, failing, also_ok);
+        assert!(ok.is_ok() && also_ok.is_ok());
+        assert!(matches!(failing, Err(DbError::Sql(_))));
+        let values: Vec<i64> = db
+            .call(|c| {
+                let mut s = c.prepare("SELECT v FROM t ORDER BY v")?;
+                let rows = s.query_map([], |r| r.get(0))?;
+                rows.collect()
+            })
+            .await
+            .expect("select");
+        assert_eq!(values, [1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_database_of_the_first_version_is_migrated_and_keeps_its_messages() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v0.db");
+        {
+            let old = Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL,
+                     visible_at_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+                     dead INTEGER NOT NULL DEFAULT 0, dead_reason TEXT, enqueued_at INTEGER NOT NULL);
+                 CREATE TABLE events (pk TEXT PRIMARY KEY, provider TEXT NOT NULL, event_id TEXT NOT NULL,
+                     event_type TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                     last_error TEXT, received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                     lease_until INTEGER, expires_at INTEGER NOT NULL, payload TEXT,
+                     payload_omitted INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL DEFAULT '{}');
+                 CREATE INDEX events_by_received ON events(received_at);
+                 INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES
+                     ('{\"provider\":\"p\",\"id\":\"e1\",\"type\":\"t\",\"received_at\":1,\"payload\":{}}', 0, 0);",
+            )
+            .expect("old schema");
+        }
+        let db = Db::open(&path, Durability::Normal).expect("migrates");
+        let queue = crate::queue::SqliteQueue::new(db.clone());
+        let got = webhooks_core::ports::queue::Queue::receive(&queue, 10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].event.id, "e1");
+        let (version, old_index): (i64, i64) = db
+            .call(|c| {
+                Ok((
+                    c.pragma_query_value(None, "user_version", |r| r.get(0))?,
+                    c.query_row(
+                        "SELECT COUNT(*) FROM sqlite_master WHERE name = 'events_by_received'",
+                        [],
+                        |r| r.get(0),
+                    )?,
+                ))
+            })
+            .await
+            .expect("version");
+        assert_eq!((version, old_index), (MIGRATIONS.len() as i64, 0));
+    }
+
+    #[tokio::test]
+    async fn many_concurrent_operations_are_all_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("g.db");
+        let db = Db::open(&path, Durability::Normal).expect("db");
+        db.call(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"))
+            .await
+            .expect("create");
+        let calls = (0..2000).map(|i| {
+            let db = db.clone();
+            tokio::spawn(async move { db.call(move |c| c.execute("INSERT INTO t VALUES (?1)", [i])).await })
+        });
+        for call in calls.collect::<Vec<_>>() {
+            call.await.expect("join").expect("insert");
+        }
+        drop(db);
+        let reopened = Db::open(&path, Durability::Normal).expect("reopen");
+        let n: i64 = reopened
+            .call(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
+            .await
+            .expect("count");
+        assert_eq!(n, 2000);
+    }
+}

@@ -1,0 +1,5 @@
+//! The port contracts: each `run_all` panics with the rule that broke.
+
+pub mod admission;
+pub mod queue;
+pub mod store;

@@ -1,0 +1,386 @@
+//! The contract every [`EventStore`] adapter must pass. The SQLite tests run
+//! it on an in-memory database; the DynamoDB tests run it against a real AWS
+//! API emulator. Each check panics with a message saying which rule broke.
+
+use crate::fixtures::{claim, claim_as, event};
+use webhooks_core::event::{Event, EventState};
+use webhooks_core::ports::store::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement};
+
+/// Runs every contract check. `prefix` keeps ids apart when the backing
+/// table is shared between runs.
+pub async fn run_all(store: &dyn EventStore) {
+    run_all_with_prefix(store, "c").await
+}
+
+pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
+    claim_is_exclusive(store, prefix).await;
+    expired_claim_is_taken_over(store, prefix).await;
+    release_allows_reclaim(store, prefix).await;
+    lease_lifecycle(store, prefix).await;
+    lease_creates_missing_record(store, prefix).await;
+    ignored_records(store, prefix).await;
+    requeue_resets_attempts(store, prefix).await;
+    list_and_purge(store, prefix).await;
+    purge_keeps_dead_letters_and_queued(store, prefix).await;
+}
+
+async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "claim-1", "a.b");
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed,
+        "first claim wins"
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 101)).await.expect("claim"),
+        ClaimOutcome::InFlight,
+        "a live RECEIVED claim is in flight"
+    );
+    store.mark_queued(&ev.key(), 102).await.expect("mark queued");
+    assert_eq!(
+        store.claim(claim(&ev, 103)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Queued),
+        "a queued event is a duplicate"
+    );
+    let rec = store.get(&ev.key()).await.expect("get").expect("record exists");
+    assert_eq!(rec.state, EventState::Queued);
+    assert_eq!(rec.event_type, "a.b");
+    assert_eq!(
+        rec.payload.as_ref().map(|p| p.as_str()),
+        Some(ev.payload.as_str()),
+        "payload stored for replay"
+    );
+    assert!(rec.expires_at >= 100 + 7 * 86_400 - 1, "TTL set from the claim");
+}
+
+async fn expired_claim_is_taken_over(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "claim-expired", "a.b");
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 131)).await.expect("claim"),
+        ClaimOutcome::Claimed,
+        "a RECEIVED claim past its lease is taken over"
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 132)).await.expect("claim"),
+        ClaimOutcome::InFlight
+    );
+}
+
+async fn release_allows_reclaim(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "released", "a.b");
+    assert_eq!(
+        store.claim(claim(&ev, 100)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    store.release(&ev.key()).await.expect("release");
+    assert!(
+        store.get(&ev.key()).await.expect("get").is_none(),
+        "released claim is gone"
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 101)).await.expect("claim"),
+        ClaimOutcome::Claimed
+    );
+    store.mark_queued(&ev.key(), 101).await.expect("mark queued");
+    store.release(&ev.key()).await.expect("release");
+    assert!(
+        store.get(&ev.key()).await.expect("get").is_some(),
+        "release never deletes a queued record"
+    );
+}
+
+async fn lease_lifecycle(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "lease-1", "a.b");
+    store.claim(claim(&ev, 100)).await.expect("claim");
+    store.mark_queued(&ev.key(), 100).await.expect("mark");
+    let rec = match store.lease(&ev, 200, 60, 1000).await.expect("lease") {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("first lease should succeed, got {other:?}"),
+    };
+    assert_eq!(rec.state, EventState::Processing);
+    assert_eq!(rec.attempts, 1);
+    assert_eq!(
+        store.lease(&ev, 230, 60, 1000).await.expect("lease"),
+        LeaseOutcome::Busy { until: 260 },
+        "a live lease is exclusive"
+    );
+    let mut results = serde_json::Map::new();
+    results.insert("h1".into(), serde_json::json!({"ok": true}));
+    store
+        .settle(
+            &ev.key(),
+            Settlement {
+                state: EventState::Queued,
+                error: Some("boom".into()),
+                results: results.clone(),
+                now: 240,
+            },
+        )
+        .await
+        .expect("settle");
+    let rec = match store.lease(&ev, 250, 60, 1000).await.expect("lease") {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("a QUEUED record can be leased again, got {other:?}"),
+    };
+    assert_eq!(rec.attempts, 2, "attempts count every lease");
+    assert_eq!(rec.last_error.as_deref(), Some("boom"));
+    assert_eq!(rec.results, results, "partial results are kept between attempts");
+    // An expired processing lease (a crashed processor) can be taken over.
+    let rec = match store.lease(&ev, 311, 60, 1000).await.expect("lease") {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("an expired lease is taken over, got {other:?}"),
+    };
+    assert_eq!(rec.attempts, 3);
+    store
+        .settle(
+            &ev.key(),
+            Settlement {
+                state: EventState::Done,
+                error: None,
+                results,
+                now: 320,
+            },
+        )
+        .await
+        .expect("settle");
+    assert_eq!(
+        store.lease(&ev, 330, 60, 1000).await.expect("lease"),
+        LeaseOutcome::Finished(EventState::Done),
+        "DONE is skipped"
+    );
+    assert_eq!(
+        store.claim(claim(&ev, 340)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Done)
+    );
+}
+
+async fn lease_creates_missing_record(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "orphan", "a.b");
+    match store.lease(&ev, 100, 60, 1000).await.expect("lease") {
+        LeaseOutcome::Leased(r) => {
+            assert_eq!(r.attempts, 1);
+            assert_eq!(r.payload.as_ref().map(|p| p.as_str()), Some(ev.payload.as_str()));
+        }
+        other => panic!("an orphan message creates its record, got {other:?}"),
+    }
+    assert_eq!(
+        store.claim(claim(&ev, 101)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Processing),
+        "a later delivery of the orphan is a duplicate"
+    );
+}
+
+async fn ignored_records(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "ignored", "unknown.type");
+    let c = Claim {
+        state: EventState::Ignored,
+        ..claim(&ev, 100)
+    };
+    assert_eq!(store.claim(c).await.expect("claim"), ClaimOutcome::Claimed);
+    assert_eq!(
+        store.claim(claim(&ev, 101)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Ignored)
+    );
+    assert_eq!(
+        store.lease(&ev, 102, 60, 1000).await.expect("lease"),
+        LeaseOutcome::Finished(EventState::Ignored)
+    );
+}
+
+async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "requeue", "a.b");
+    assert_eq!(
+        store.requeue(&ev.key(), 100).await.expect("requeue"),
+        Requeue::Missing,
+        "nothing to requeue"
+    );
+    store.claim(claim(&ev, 100)).await.expect("claim");
+    store.lease(&ev, 100, 60, 1000).await.expect("lease");
+    assert_eq!(
+        store.requeue(&ev.key(), 101).await.expect("requeue"),
+        Requeue::Busy { until: 160 },
+        "a live processing lease is never reset under its holder"
+    );
+    store
+        .settle(
+            &ev.key(),
+            Settlement {
+                state: EventState::Failed,
+                error: Some("permanent".into()),
+                results: serde_json::Map::new(),
+                now: 101,
+            },
+        )
+        .await
+        .expect("settle");
+    let Requeue::Requeued(rec) = store.requeue(&ev.key(), 102).await.expect("requeue") else {
+        panic!("a FAILED record is requeued");
+    };
+    assert_eq!(rec.state, EventState::Queued);
+    assert_eq!(rec.attempts, 0);
+    assert!(rec.to_event().is_some(), "a requeued record rebuilds its envelope");
+    // A processing lease that ran out (its processor died) may be reset.
+    store.lease(&ev, 103, 60, 1000).await.expect("lease");
+    assert!(matches!(
+        store.requeue(&ev.key(), 164).await.expect("requeue"),
+        Requeue::Requeued(_)
+    ));
+}
+
+async fn list_and_purge(store: &dyn EventStore, p: &str) {
+    let provider = format!("{p}-list");
+    for (i, id) in ["l1", "l2", "l3"].iter().enumerate() {
+        let ev = Event {
+            received_at: 1_000 + i as i64,
+            ..event(&provider, id, if i == 2 { "x.y" } else { "a.b" })
+        };
+        let c = Claim {
+            ttl_secs: 10 * (i as i64 + 1),
+            ..claim(&ev, 1_000 + i as i64)
+        };
+        store.claim(c).await.expect("claim");
+    }
+    let all = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(
+        all.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
+        ["l3", "l2", "l1"],
+        "newest first"
+    );
+    let received = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            state: Some(EventState::Received),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(received.len(), 3);
+    let ids =
+        |records: Vec<webhooks_core::event::EventRecord>| records.into_iter().map(|r| r.event_id).collect::<Vec<_>>();
+    let of_type = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            event_type: Some("x.y".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(of_type), ["l3"], "only the type asked for");
+    let recent = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            state: Some(EventState::Received),
+            since: Some(1_001),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(recent), ["l3", "l2"], "received at or after `since`, newest first");
+    let capped = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(ids(capped), ["l3", "l2"], "the limit keeps the newest");
+    let none = store
+        .list(&ListFilter {
+            provider: Some(provider.clone()),
+            state: Some(EventState::Done),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert!(none.is_empty());
+    // l1 expires at 1010, l2 at 1021, l3 at 1032; all three are RECEIVED,
+    // which never expires (only DONE and IGNORED records do).
+    assert_eq!(
+        store.purge_expired(1_025).await.expect("purge"),
+        0,
+        "nothing finished has expired"
+    );
+    let left = store
+        .list(&ListFilter {
+            provider: Some(provider),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    assert_eq!(left.len(), 3, "unfinished records are kept past their expiry");
+}
+
+/// Only finished records expire: a dead letter (FAILED) stays until it is
+/// replayed or discarded, a QUEUED event until it is processed.
+async fn purge_keeps_dead_letters_and_queued(store: &dyn EventStore, p: &str) {
+    let provider = format!("{p}-purge");
+    let settle_as = |state: EventState| Settlement {
+        state,
+        error: (state == EventState::Failed).then(|| "boom".to_string()),
+        results: Default::default(),
+        now: 1_002,
+    };
+    let mut keys = Vec::new();
+    for (id, end) in [
+        ("done", Some(EventState::Done)),
+        ("failed", Some(EventState::Failed)),
+        ("queued", None),
+        ("ignored", None),
+    ] {
+        let ev = event(&provider, id, "a.b");
+        let state = if id == "ignored" {
+            EventState::Ignored
+        } else {
+            EventState::Received
+        };
+        store.claim(claim_as(&ev, state, 1_000, 10)).await.expect("claim");
+        if state == EventState::Received {
+            store.mark_queued(&ev.key(), 1_000).await.expect("queued");
+        }
+        if let Some(end) = end {
+            assert!(matches!(
+                store.lease(&ev, 1_001, 30, 10).await.expect("lease"),
+                LeaseOutcome::Leased(_)
+            ));
+            store.settle(&ev.key(), settle_as(end)).await.expect("settle");
+        }
+        keys.push((id, ev.key()));
+    }
+    // Every record expired at 1010.
+    let purged = store.purge_expired(2_000).await.expect("purge");
+    assert!(purged >= 2, "the DONE and IGNORED records are purged (got {purged})");
+    for (id, key) in &keys {
+        let kept = store.get(key).await.expect("get").is_some();
+        assert_eq!(kept, matches!(*id, "failed" | "queued"), "{id} kept: {kept}");
+    }
+    // Discarding takes a dead letter's record only.
+    for (id, key) in &keys {
+        let discarded = store.discard(key).await.expect("discard");
+        assert_eq!(discarded, *id == "failed", "{id} discarded: {discarded}");
+    }
+    assert!(
+        store.get(&keys[1].1).await.expect("get").is_none(),
+        "the dead letter is gone"
+    );
+    assert!(
+        store.get(&keys[2].1).await.expect("get").is_some(),
+        "the queued event stays"
+    );
+}
