@@ -75,6 +75,10 @@ struct SinkState {
 #[derive(Clone)]
 pub struct Sink {
     pub addr: SocketAddr,
+    /// A path prefix of this sink's own: a request without it (a `serve` of
+    /// another test still retrying to a port the kernel has since handed to
+    /// this sink) is answered 410 and neither recorded nor planned for.
+    prefix: String,
     state: Arc<Mutex<SinkState>>,
 }
 
@@ -84,17 +88,20 @@ impl Sink {
             otherwise: 200,
             ..SinkState::default()
         }));
-        let app = axum::Router::new().fallback(any(record)).with_state(state.clone());
+        let prefix = format!("/sink-{:016x}", rand::random::<u64>());
+        let app = axum::Router::new()
+            .fallback(any(record))
+            .with_state((state.clone(), prefix.clone()));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind sink");
         let addr = listener.local_addr().expect("sink addr");
         tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Self { addr, state }
+        Self { addr, prefix, state }
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("http://{}{}{path}", self.addr, self.prefix)
     }
 
     /// Answer these statuses first, then `otherwise`.
@@ -122,18 +129,25 @@ impl Sink {
 }
 
 async fn record(
-    State(state): State<Arc<Mutex<SinkState>>>,
+    State((state, prefix)): State<(Arc<Mutex<SinkState>>, String)>,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, [(axum::http::HeaderName, &'static str); 1], String) {
+    let Some(path) = uri.path().strip_prefix(prefix.as_str()) else {
+        return (
+            StatusCode::GONE,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            "{\"error\":\"not this sink\"}".to_string(),
+        );
+    };
     let mut s = state.lock().expect("sink lock");
     let status = s.plan.pop_front().unwrap_or(s.otherwise);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let is_pdf = uri.path().ends_with(".pdf") && status < 300;
+    let is_pdf = path.ends_with(".pdf") && status < 300;
     let answer = if is_pdf {
         "%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n".to_string()
     } else if s.echo_auth && status >= 400 {
@@ -146,7 +160,7 @@ async fn record(
     };
     s.hits.push(Hit {
         at: Instant::now(),
-        path: uri.path().to_string(),
+        path: path.to_string(),
         body: String::from_utf8_lossy(&body).into_owned(),
         authorization,
         status,
