@@ -8,7 +8,9 @@
 //! - [`faults`]: decorators that make a port fail on demand;
 //! - [`http_sink`]: a real HTTP server that records requests and answers
 //!   from a script, for handlers' outbound calls;
-//! - [`fixtures`]: events and claims.
+//! - [`fixtures`]: events and claims;
+//! - [`verifier`]: the "sign, verify, change a byte" property every
+//!   verifier's tests run.
 
 #![allow(clippy::unwrap_used)]
 
@@ -17,3 +19,4 @@ pub mod faults;
 pub mod fixtures;
 pub mod http_sink;
 pub mod memory;
+pub mod verifier;

@@ -423,15 +423,17 @@ mod tests {
         ) {
             let v = verifier(&[SECRET]);
             let signed = v.sign(&SignInput { body: &body, now: TS, id: &id, url: "" });
-            prop_assert_eq!(v.verify(&Owned::post(&body, TS).with_signed(&signed).req()), Ok(()));
-            let mut changed = id.clone().into_bytes();
-            let i = at.index(changed.len());
-            changed[i] ^= flip;
-            let changed = String::from_utf8(changed).expect("ascii");
-            prop_assume!(normalize_data_id(&changed) != normalize_data_id(&id));
-            let mut bad = Owned::post(&body, TS).with_signed(&signed);
-            bad.query = vec![("data.id".into(), changed)];
-            prop_assert!(v.verify(&bad.req()).is_err());
+            // A change the scheme rightly reads as the same id (its case is
+            // normalized) is no change.
+            if let Some(changed) = webhooks_testkit::verifier::changed_byte(id.as_bytes(), at, flip) {
+                let changed = String::from_utf8(changed).expect("ascii");
+                prop_assume!(normalize_data_id(&changed) != normalize_data_id(&id));
+            }
+            webhooks_testkit::verifier::signed_passes_and_a_changed_byte_fails(id.as_bytes(), at, flip, |signed_id| {
+                let mut delivery = Owned::post(&body, TS).with_signed(&signed);
+                delivery.query = vec![("data.id".into(), String::from_utf8_lossy(signed_id).into_owned())];
+                v.verify(&delivery.req()).map_err(|e| e.reason())
+            })?;
         }
 
         #[test]

@@ -310,6 +310,10 @@ mod tests {
     }
 
     /// `value` with the byte at `at` replaced by a different visible ASCII byte.
+    /// The credential schemes keep this change rather than the test kit's
+    /// XOR (`webhooks_testkit::verifier`): a credential travels in a header,
+    /// and a byte XORed into a control character would make the delivery
+    /// unsendable rather than wrong.
     fn change_one_byte(value: &str, at: prop::sample::Index, to: u8) -> String {
         let mut bytes = value.as_bytes().to_vec();
         let i = at.index(bytes.len());
