@@ -98,8 +98,9 @@ impl Ingest {
 
     /// Handles one request end to end, in four steps: [`route`](Self::route)
     /// it to its provider, [`verify`](Self::verify) it (or answer a
-    /// handshake), [`extract`](Self::extract) its events, and
-    /// [`admit`](Self::admit) them (claim and enqueue).
+    /// handshake), [`extract`](Self::extract) its events (and, for a
+    /// provider with a dedup window, [`name_occurrences`](Self::name_occurrences)),
+    /// and [`admit`](Self::admit) them (claim and enqueue).
     pub async fn handle(&self, inbound: &Inbound) -> Result<Accepted, IngestError> {
         let provider = self.route(inbound)?;
         let provider = provider.as_ref();
