@@ -174,7 +174,9 @@ pub fn describe_reference(reference: &str) -> String {
     }
 }
 
-/// A resolver over a fixed map, for tests and for the AWS resolver's cache.
+/// A resolver over a fixed map of names to values: for tests and benchmarks,
+/// and for a program that embeds the pipelines and holds its secrets itself.
+/// A name the map lacks is resolved as an `env:` reference would be.
 #[derive(Debug, Default, Clone)]
 pub struct MapResolver(pub std::collections::HashMap<String, String>);
 

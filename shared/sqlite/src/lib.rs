@@ -43,13 +43,6 @@ impl SqliteBackend {
         })
     }
 
-    /// A private in-memory database, for tests.
-    pub fn open_in_memory() -> Result<Self, DbError> {
-        Ok(Self {
-            db: writer::Db::open_in_memory()?,
-        })
-    }
-
     pub fn store(&self) -> Arc<SqliteStore> {
         Arc::new(SqliteStore::new(self.db.clone()))
     }

@@ -83,6 +83,7 @@ impl Db {
     }
 
     /// A private in-memory database, for tests.
+    #[cfg(test)]
     pub fn open_in_memory() -> Result<Self, DbError> {
         Self::init(Connection::open_in_memory()?, Durability::Normal, None)
     }
