@@ -176,7 +176,7 @@ pub fn describe_reference(reference: &str) -> String {
 
 /// A resolver over a fixed map of names to values: for tests and benchmarks,
 /// and for a program that embeds the pipelines and holds its secrets itself.
-/// A name the map lacks is resolved as an `env:` reference would be.
+/// A reference is looked up whole, then as `env:NAME` with NAME in the map.
 #[derive(Debug, Default, Clone)]
 pub struct MapResolver(pub std::collections::HashMap<String, String>);
 
