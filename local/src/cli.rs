@@ -181,7 +181,7 @@ pub struct SignArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// ReceivedMessage id, for schemes that sign one (default: random).
+    /// Delivery id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Public URL the delivery goes to, for schemes that sign the URL.
@@ -208,7 +208,7 @@ pub struct SendArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// ReceivedMessage id, for schemes that sign one (default: random).
+    /// Delivery id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Content type of the body (default: what the provider reads: a form

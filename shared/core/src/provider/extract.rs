@@ -2,7 +2,7 @@
 //! headers, query parameters, constants, or the SHA-256 of the raw body.
 //!
 //! Sources are written as short strings in the config:
-//! `body:/id`, `header:X-GitHub-ReceivedMessage`, `query:topic`, `const:order`,
+//! `body:/id`, `header:X-GitHub-Delivery`, `query:topic`, `const:order`,
 //! `sha256`. A leading `?` (`?body:/status`) marks an optional part of a
 //! composite id: left out when absent instead of rejecting the delivery.
 

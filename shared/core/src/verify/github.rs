@@ -1,5 +1,5 @@
 //! GitHub: `X-Hub-Signature-256: sha256=` + hex(HMAC-SHA256(webhook secret,
-//! body)). The delivery id travels in `X-GitHub-ReceivedMessage` and the event in
+//! body)). The delivery id travels in `X-GitHub-Delivery` and the event in
 //! `X-GitHub-Event` (read by the provider config, not here). The legacy
 //! SHA-1 `X-Hub-Signature` is not accepted. Meta signs POSTs the same way
 //! (see [`super::meta`]), so the header helpers live here.
@@ -10,7 +10,7 @@ use crate::secret::Secret;
 use serde::Deserialize;
 
 pub const SIGNATURE_HEADER: &str = "X-Hub-Signature-256";
-pub const DELIVERY_HEADER: &str = "X-GitHub-ReceivedMessage";
+pub const DELIVERY_HEADER: &str = "X-GitHub-Delivery";
 const PREFIX: &str = "sha256=";
 
 /// `scheme = "github"`.
@@ -70,7 +70,7 @@ impl Verifier for GithubVerifier {
         verify_hub_signature(req, &self.secrets)
     }
 
-    /// Also sets `X-GitHub-ReceivedMessage` to the id, where GitHub carries it.
+    /// Also sets `X-GitHub-Delivery` to the id, where GitHub carries it.
     fn sign(&self, input: &SignInput<'_>) -> Signed {
         let mut headers = vec![hub_signature(&self.secrets, input.body)];
         if !input.id.is_empty() {
@@ -116,7 +116,7 @@ mod tests {
         assert_eq!(signed.headers[0], ("X-Hub-Signature-256".to_string(), SIG.to_string()));
         assert_eq!(
             signed.headers[1],
-            ("X-GitHub-ReceivedMessage".to_string(), "d1".to_string())
+            ("X-GitHub-Delivery".to_string(), "d1".to_string())
         );
     }
 
