@@ -7,7 +7,7 @@ use crate::config::{IngestSettings, RetrySettings};
 use crate::event::{Event, EventRecord, EventState};
 use crate::handlers::{HandlerError, HandlerRegistry};
 use crate::pipeline::backoff;
-use crate::ports::queue::{Queue, QueueError, ReceivedMessage};
+use crate::ports::queue::{DeadLetter, Queue, QueueError, ReceivedMessage};
 use crate::ports::store::{EventStore, LeaseOutcome, Settlement};
 use crate::provider::Providers;
 use crate::telemetry::{self, HandlerOutcome};
@@ -358,6 +358,64 @@ impl Processor {
         backoff::delay(&self.retry, attempt.max(1), &mut rand::thread_rng())
     }
 
+    /// Lists up to `max` dead letters, and marks FAILED (with the dead
+    /// letter's reason) each record still waiting for its message: the queue
+    /// moved that message on its own (SQS's redrive policy, when a processor
+    /// died between receiving it at the receive limit and settling it), and
+    /// the record would otherwise say QUEUED or PROCESSING for good. A record
+    /// under a live lease, or updated within the last lease period (a replay
+    /// that reset it and is moving its message back right now), is left.
+    pub async fn dead_letters(&self, max: usize, now: i64) -> Result<Vec<DeadLetter>, QueueError> {
+        let listed = self.queue.dead_letters(max).await?;
+        for dead in &listed {
+            self.fail_behind(dead, now).await;
+        }
+        Ok(listed)
+    }
+
+    async fn fail_behind(&self, dead: &DeadLetter, now: i64) {
+        let event = &dead.event;
+        let key = event.key();
+        match self.store.get(&key).await {
+            Ok(Some(rec))
+                if matches!(
+                    rec.state,
+                    EventState::Received | EventState::Queued | EventState::Processing
+                ) && now - rec.updated_at >= self.retry.processing_lease_secs => {}
+            Ok(_) => return,
+            Err(e) => {
+                warn!(event_id = %event.id, error = %e, "could not read a dead letter's record");
+                return;
+            }
+        }
+        // Leased first, so no processor runs it meanwhile; settled at once.
+        let record = match self
+            .store
+            .lease(event, now, self.retry.processing_lease_secs, self.ttl_secs)
+            .await
+        {
+            Ok(LeaseOutcome::Leased(record)) => record,
+            Ok(_) => return,
+            Err(e) => {
+                warn!(event_id = %event.id, error = %e, "could not lease a dead letter's record");
+                return;
+            }
+        };
+        let settlement = Settlement {
+            state: EventState::Failed,
+            error: Some(dead.reason.clone()),
+            results: record.results,
+            now,
+        };
+        match self.store.settle(&key, settlement).await {
+            Ok(()) => {
+                warn!(provider = %event.provider, event_id = %event.id, reason = %dead.reason, "dead letter's record was still waiting; marked FAILED");
+                telemetry::dead_lettered(&event.provider);
+            }
+            Err(e) => warn!(event_id = %event.id, error = %e, "could not mark a dead letter's record FAILED"),
+        }
+    }
+
     /// Moves up to `max` dead letters back to the queue, each record reset
     /// first ([`crate::pipeline::replay::redrive_dead_letters`]); returns their keys.
     pub async fn redrive_dead_letters(&self, max: usize, now: i64) -> Result<Vec<String>, QueueError> {
@@ -394,7 +452,10 @@ mod tests {
             "the processor stopped 3 times while running this event's handlers (crash, timeout or out of memory)"
         );
         let reason = abandoned_reason(3, Some("erp: 503"));
-        assert!(reason.starts_with("gave up after 3 attempts: the processor stopped"), "{reason}");
+        assert!(
+            reason.starts_with("gave up after 3 attempts: the processor stopped"),
+            "{reason}"
+        );
         assert!(reason.ends_with("the last error recorded: erp: 503"), "{reason}");
     }
 }

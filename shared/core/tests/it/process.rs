@@ -322,3 +322,25 @@ async fn a_failed_ack_at_the_receive_limit_is_replaced_by_a_fresh_copy() {
     assert_eq!(f.record(&ev).await.state, EventState::Done);
     assert_eq!(f.redeliver().await.receive_count, 1, "a fresh copy");
 }
+
+/// A message the queue moved to the dead letters on its own (the redrive
+/// policy, the processor gone before settling) leaves its record waiting;
+/// listing the dead letters marks it FAILED with the dead letter's reason,
+/// unless it was touched within the last lease period (a replay in flight).
+#[tokio::test]
+async fn listing_the_dead_letters_fails_a_record_the_queue_moved_behind_its_back() {
+    let first = Scripted::new(vec![]);
+    let f = fixture(first.clone(), Scripted::new(vec![]), 3);
+    let ev = event("p", "e12", "t");
+    let d = f.deliver(&ev).await; // claimed at 100, so updated at 100
+    let why = "moved to the dead-letter queue by the queue's redrive policy after 3 receives";
+    f.queue.dead_letter(&d, why).await.expect("moved by the queue");
+    // Within the lease period (60 s) of the last update: left alone.
+    let listed = f.processor.dead_letters(10, 150).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(f.record(&ev).await.state, EventState::Received);
+    f.processor.dead_letters(10, 200).await.expect("list");
+    let rec = f.record(&ev).await;
+    assert_eq!((rec.state, rec.last_error.as_deref()), (EventState::Failed, Some(why)));
+    assert_eq!(first.calls.load(Ordering::SeqCst), 0);
+}
