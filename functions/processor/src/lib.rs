@@ -15,6 +15,9 @@
 //! dead-letter queue or moves it back to the main queue, resetting each
 //! record to QUEUED so it is processed again (SQS's own console redrive would
 //! move the messages but leave their records FAILED, and they would be skipped).
+//! Listing marks FAILED the record of a message SQS's redrive policy moved
+//! while it still said QUEUED or PROCESSING (a processor that died between
+//! receiving it at maxReceiveCount and settling it).
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::BoxFuture;
@@ -25,7 +28,6 @@ use webhooks_aws::emf::Emf;
 use webhooks_aws::sqs::SqsQueue;
 use webhooks_aws::Runtime;
 use webhooks_core::pipeline::process::{Disposition, Processor};
-use webhooks_core::ports::queue::Queue;
 use webhooks_core::ports::queue::ReceivedMessage;
 
 /// Runs one message to its disposition.
@@ -184,7 +186,6 @@ pub enum InvokeError {
 pub struct Function {
     pub batches: BatchHandler,
     processor: Arc<Processor>,
-    queue: Arc<SqsQueue>,
 }
 
 impl Function {
@@ -192,7 +193,6 @@ impl Function {
         Self {
             batches: BatchHandler::from_runtime(runtime),
             processor: runtime.app.processor.clone(),
-            queue: runtime.queue.clone(),
         }
     }
 
@@ -210,7 +210,12 @@ impl Function {
     pub async fn command(&self, command: Command) -> Result<serde_json::Value, InvokeError> {
         match command {
             Command::DeadLetters { max } => {
-                let listed = self.queue.dead_letters(max).await?;
+                // Through the processor: a record still waiting for a message
+                // SQS's redrive policy moved is marked FAILED on the way.
+                let listed = self
+                    .processor
+                    .dead_letters(max, webhooks_core::time::unix_now())
+                    .await?;
                 let items: Vec<serde_json::Value> = listed
                     .iter()
                     .map(|d| {

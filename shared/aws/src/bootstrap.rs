@@ -37,7 +37,7 @@ pub fn ports(env: &AwsEnv, clients: &Clients) -> (Arc<DynamoStore>, Arc<SqsQueue
 pub struct Runtime {
     pub app: App,
     /// What this invocation recorded, written to the log by `flush` (the
-    /// process's recorder once [`init`] has installed it).
+    /// process's recorder once [`cold_start_with`] has installed it).
     pub metrics: Emf,
     pub queue: Arc<SqsQueue>,
     pub store: Arc<DynamoStore>,
@@ -50,9 +50,6 @@ pub async fn init(function: &str, env: &AwsEnv) -> Result<Runtime, AwsError> {
     let started = std::time::Instant::now();
     let sdk = sdk_config(env.endpoint_url.as_deref()).await;
     let runtime = cold_start(env, &sdk).await?;
-    if metrics::set_global_recorder(runtime.metrics.clone()).is_err() {
-        warn!("a metrics recorder was already installed; CloudWatch metrics stay with it");
-    }
     info!(function, init_ms = started.elapsed().as_millis() as u64, "initialised");
     Ok(runtime)
 }
@@ -65,7 +62,10 @@ pub async fn cold_start(env: &AwsEnv, sdk: &SdkConfig) -> Result<Runtime, AwsErr
 }
 
 /// The same, with handlers of your own: `extra` registers them beside the
-/// built-in ones (see [`App::build_with`]).
+/// built-in ones (see [`App::build_with`]). Installs the runtime's EMF
+/// recorder as the process's, here rather than in [`init`], so a function
+/// that adds handlers through this keeps its CloudWatch metrics (the first
+/// runtime of a process keeps the recorder; a later one warns).
 pub async fn cold_start_with(
     env: &AwsEnv,
     sdk: &SdkConfig,
@@ -81,6 +81,9 @@ pub async fn cold_start_with(
     texts.extend(overlay.map(|(_, t)| t));
     let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
     let runtime = build(env, clients, &config, &secrets, extra)?;
+    if metrics::set_global_recorder(runtime.metrics.clone()).is_err() {
+        warn!("a metrics recorder was already installed; CloudWatch metrics stay with it");
+    }
     if !runtime.app.providers.pending().is_empty() {
         tokio::spawn(fetch_pending_secrets(
             runtime.app.providers.clone(),

@@ -15,10 +15,9 @@
 //!
 //! `expires_at` is the table's TTL attribute: DynamoDB deletes expired items
 //! itself (within a day or two of expiry); [`EventStore::purge_expired`]
-//! exists for parity and for emulators. `list` is a `Scan` with filters,
-//! sorted in memory: fine for an operator looking at a table of days of
-//! events, never on the hot path (add a GSI on `provider`/`received_at` if
-//! the table grows into the millions).
+//! exists for parity and for emulators. `list` is a `Query` on the
+//! `by_state` index (partition key `state`, sort key `received_at`): one
+//! per state asked for, merged newest first, never a table Scan.
 //!
 //! The payload is kept on the record when the item stays within DynamoDB's
 //! 400 KB limit with room for handler results; a larger one is left out and

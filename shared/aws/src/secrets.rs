@@ -5,7 +5,6 @@
 //! logged; errors carry the service's error code and the reference's name.
 
 use crate::sdk::Clients;
-use aws_sdk_secretsmanager::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::collections::{BTreeSet, HashMap};
 use tracing::{info, warn};
 use webhooks_core::secret::{resolve_basic, Secret, SecretError, SecretRef, SecretResolver};
@@ -196,7 +195,7 @@ async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretE
             .secret_id(name)
             .send()
             .await
-            .map_err(|e| source(service_error(&e)))?;
+            .map_err(|e| source(secrets_manager_error(&e)))?;
         return match (out.secret_string(), out.secret_binary()) {
             (Some(s), _) => Ok(Secret::new(s.as_bytes().to_vec())),
             (None, Some(b)) => Ok(Secret::new(b.as_ref().to_vec())),
@@ -211,7 +210,7 @@ async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretE
             .with_decryption(true)
             .send()
             .await
-            .map_err(|e| source(service_error(&e)))?;
+            .map_err(|e| source(ssm_error(&e)))?;
         return out
             .parameter()
             .and_then(|p| p.value())
@@ -221,18 +220,34 @@ async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretE
     Err(SecretError::bad_reference(reference))
 }
 
-/// The service's error code (e.g. `ResourceNotFoundException`), or the
-/// transport failure: what to fix, and never a secret value. Secrets Manager
-/// and SSM errors are both smithy `SdkError`s, typed by their own crates.
-fn service_error<E, R>(e: &SdkError<E, R>) -> String
+/// A Secrets Manager error as the service's code (e.g.
+/// `ResourceNotFoundException`) or the transport failure: what to fix, and
+/// never a secret value.
+fn secrets_manager_error<E, R>(e: &aws_sdk_secretsmanager::error::SdkError<E, R>) -> String
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
+    E: aws_sdk_secretsmanager::error::ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
     match e.as_service_error() {
-        Some(se) => format!("{}: {}", se.code().unwrap_or("error"), se.message().unwrap_or("")),
-        None => DisplayErrorContext(e).to_string(),
+        Some(se) => code_and_message(se.code(), se.message()),
+        None => aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string(),
     }
+}
+
+/// The same for an SSM Parameter Store error, typed by its own crate.
+fn ssm_error<E, R>(e: &aws_sdk_ssm::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_ssm::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match e.as_service_error() {
+        Some(se) => code_and_message(se.code(), se.message()),
+        None => aws_sdk_ssm::error::DisplayErrorContext(e).to_string(),
+    }
+}
+
+fn code_and_message(code: Option<&str>, message: Option<&str>) -> String {
+    format!("{}: {}", code.unwrap_or("error"), message.unwrap_or(""))
 }
 
 #[cfg(test)]

@@ -399,15 +399,22 @@ impl Queue for SqsQueue {
             peeked.extend(got);
         }
         let mut out = Vec::with_capacity(peeked.len());
+        // Asked once, and only when a message has no reason of its own.
+        let mut moved_reason: Option<String> = None;
         for m in &peeked {
             match serde_json::from_str::<Event>(m.body().unwrap_or_default()) {
                 Ok(event) => {
-                    let reason = m
+                    let own = m
                         .message_attributes()
                         .and_then(|a| a.get(REASON_ATTRIBUTE))
-                        .and_then(|v| v.string_value())
-                        .unwrap_or("moved by the queue's redrive policy (maxReceiveCount reached)")
-                        .to_string();
+                        .and_then(|v| v.string_value());
+                    let reason = match own {
+                        Some(reason) => reason.to_string(),
+                        None => match &moved_reason {
+                            Some(reason) => reason.clone(),
+                            None => moved_reason.insert(self.moved_by_redrive_policy().await).clone(),
+                        },
+                    };
                     out.push(DeadLetter { event, reason });
                 }
                 Err(e) => {
@@ -463,6 +470,34 @@ impl Queue for SqsQueue {
 }
 
 impl SqsQueue {
+    /// The reason of a dead letter with none of its own: only SQS's redrive
+    /// policy moves a message without one, after the main queue's
+    /// maxReceiveCount receives.
+    async fn moved_by_redrive_policy(&self) -> String {
+        match self.max_receive_count().await {
+            Some(n) => format!("moved to the dead-letter queue by the queue's redrive policy after {n} receives"),
+            None => {
+                "moved to the dead-letter queue by the queue's redrive policy (maxReceiveCount reached)".to_string()
+            }
+        }
+    }
+
+    /// The main queue's RedrivePolicy maxReceiveCount (a number or, as SQS
+    /// itself writes it, a string of digits).
+    async fn max_receive_count(&self) -> Option<u32> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| warn!(error = %DisplayErrorContext(&e), "could not read the queue's redrive policy"))
+            .ok()?;
+        let policy = out.attributes()?.get(&QueueAttributeName::RedrivePolicy)?;
+        max_receive_count(policy)
+    }
+
     /// Makes a DLQ message that was only looked at visible again at once.
     async fn show_dead_letter(&self, receipt: &str) {
         let shown = self
@@ -479,9 +514,30 @@ impl SqsQueue {
     }
 }
 
+/// maxReceiveCount out of a RedrivePolicy document.
+fn max_receive_count(policy: &str) -> Option<u32> {
+    let policy: serde_json::Value = serde_json::from_str(policy).ok()?;
+    match policy.get("maxReceiveCount")? {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_receive_count_reads_either_spelling() {
+        assert_eq!(
+            max_receive_count(r#"{"deadLetterTargetArn":"a","maxReceiveCount":"5"}"#),
+            Some(5)
+        );
+        assert_eq!(max_receive_count(r#"{"maxReceiveCount":3}"#), Some(3));
+        assert_eq!(max_receive_count(r#"{"deadLetterTargetArn":"a"}"#), None);
+        assert_eq!(max_receive_count("not json"), None);
+    }
 
     #[test]
     fn fits_measures_exactly_what_send_builds() {
@@ -517,7 +573,7 @@ mod tests {
     }
 
     #[test]
-    fn deliveries_from_lambda_records() {
+    fn messages_from_lambda_records() {
         let ev = webhooks_testkit::fixtures::event("p", "e", "t");
         let body = serde_json::to_string(&ev).expect("test value");
         let d = SqsQueue::received_message("mid", "rh", &body, Some("3")).expect("test value");

@@ -27,7 +27,7 @@ fn every_sqs_event_file_is_read_by_a_test() {
     for name in event_files().iter().filter(|n| n.starts_with("sqs-")) {
         assert!(
             SQS_EVENTS.iter().any(|(f, _)| f == name),
-            "events/{name} is read by no test: add it to SQS_EVENTS in functions/processor/tests/batches.rs"
+            "events/{name} is read by no test: add it to SQS_EVENTS in functions/processor/src/batch_tests/batches.rs"
         );
     }
 }
@@ -373,10 +373,12 @@ async fn retry_dispositions_are_batch_item_failures() {
 }
 
 /// A record whose processing crashes every time (a panic, or a timeout of
-/// the whole function) is never settled by the processor: SQS's redrive
-/// policy moves it to the DLQ after maxReceiveCount receives on its own.
-/// The operator's redrive then brings it back with its record reset, and
-/// it is processed once.
+/// the whole function, after its lease was taken) is never settled by the
+/// processor: SQS's redrive policy moves it to the DLQ after maxReceiveCount
+/// receives on its own, its record still PROCESSING. Listing the dead
+/// letters marks the record FAILED with a reason that says so. The
+/// operator's redrive then brings it back with its record reset, and it is
+/// processed once.
 #[tokio::test]
 async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
     let Some(endpoint) = endpoint("a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven") else {
@@ -385,10 +387,21 @@ async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
     const MAX_RECEIVES: u32 = 2;
     let stack = Stack::create(&endpoint, "proc-crash", MAX_RECEIVES).await;
     let counter = Counter::default();
-    let runtime = stack.runtime(COUNT_ALL, &counter);
+    // Leases of 1 s: each crashed lease has run out by the next receive.
+    let overlay = format!("{COUNT_ALL}\n[retry]\nmax_attempts = {MAX_RECEIVES}\nprocessing_lease_secs = 1\n");
+    let runtime = stack.runtime(&overlay, &counter);
     ingest(&runtime, &["apigw-gigstack-invoice-created.json"]).await;
     let key = EventKey::new("gigstack", "evt_gs_test_0001");
-    let crash: RunOne = Arc::new(|_delivery: ReceivedMessage| Box::pin(async { panic!("the function crashed") }));
+    // The processor takes the lease, then dies in the handlers.
+    let store = runtime.store.clone();
+    let crash: RunOne = Arc::new(move |delivery: ReceivedMessage| {
+        let store = store.clone();
+        Box::pin(async move {
+            let now = webhooks_core::time::unix_now();
+            store.lease(&delivery.event, now, 1, 86_400).await.expect("lease");
+            panic!("the function crashed")
+        })
+    });
     let crashing = BatchHandler::with_runner(runtime.queue.clone(), crash);
     let mut receives = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -411,7 +424,19 @@ async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
     assert_eq!(receives, MAX_RECEIVES, "moved after maxReceiveCount receives");
     assert_eq!(counter.runs(&key.id), 0);
     let function = crate::Function::from_runtime(&runtime);
-    assert_lists_one_dead_letter(&function, &key, "redrive policy").await;
+    let why = format!("moved to the dead-letter queue by the queue's redrive policy after {MAX_RECEIVES} receives");
+    assert_eq!(
+        runtime.store.get(&key).await.expect("get").expect("record").state,
+        EventState::Processing,
+        "the redrive policy moved it behind the record's back"
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the last update's lease period
+    assert_lists_one_dead_letter(&function, &key, &why).await;
+    let rec = runtime.store.get(&key).await.expect("get").expect("record");
+    assert_eq!(
+        (rec.state, rec.last_error.as_deref()),
+        (EventState::Failed, Some(why.as_str()))
+    );
     let moved = function
         .invoke(serde_json::json!({"action": "redrive"}))
         .await

@@ -1,6 +1,6 @@
 //! The processor function's tests, as one binary: the real binary under a
 //! minimal Lambda Runtime API (the batch handler's own tests are beside it in
-//! `src/tests/`).
+//! `src/batch_tests/`).
 //! The support module is the ingest tests' own.
 
 #![allow(clippy::unwrap_used, dead_code)]

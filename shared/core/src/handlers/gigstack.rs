@@ -273,10 +273,13 @@ impl Handler for PaymentComplement {
 
 /// `invoice.cancelled`: forwards the event envelope (provider, id, type,
 /// received_at, payload) to the ERP at `handlers.erp_forward_url`, or logs
-/// that it would have when no URL is set.
+/// that it would have when no URL is set. A URL that is configured but could
+/// not be read fails the event for good, naming the setting: the ERP would
+/// otherwise silently miss the cancellation.
 pub struct ForwardToErp {
     http: reqwest::Client,
     url: Option<String>,
+    settings: std::sync::Arc<super::ResolvedSettings>,
 }
 
 impl ForwardToErp {
@@ -284,6 +287,7 @@ impl ForwardToErp {
         Self {
             http: deps.http.clone(),
             url: deps.settings.erp_forward_url.clone().filter(|u| !u.trim().is_empty()),
+            settings: deps.settings.clone(),
         }
     }
 }
@@ -291,6 +295,14 @@ impl ForwardToErp {
 #[async_trait]
 impl Handler for ForwardToErp {
     async fn handle(&self, event: &Event) -> Result<Value, HandlerError> {
+        if self.url.is_none() && self.settings.unreadable.contains_key("erp_forward_url") {
+            return Err(super::http_call::missing_setting(
+                &self.settings,
+                "gigstack.forward_to_erp",
+                "erp_forward_url",
+                "ERP_FORWARD_URL",
+            ));
+        }
         let Some(url) = &self.url else {
             tracing::info!(
                 provider = %event.provider,
@@ -803,6 +815,25 @@ mod tests {
             .unwrap();
         assert_eq!(out["forwarded"], false);
         assert!(out["reason"].as_str().unwrap().contains("erp_forward_url"));
+    }
+
+    #[tokio::test]
+    async fn an_erp_url_configured_but_unreadable_fails_for_good_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut unread = ResolvedSettings::default();
+        unread.unreadable.insert(
+            "erp_forward_url".into(),
+            "secret webhooks/handlers has no key `erp_forward_url`".into(),
+        );
+        let h = ForwardToErp::new(&deps(unread, dir.path()));
+        let err = h
+            .handle(&event("gigstack", "invoice.cancelled", json!({})))
+            .await
+            .unwrap_err();
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(text.contains("handlers.erp_forward_url could not be read"), "{text}");
+        assert!(text.contains("has no key `erp_forward_url`"), "{text}");
     }
 
     #[tokio::test]

@@ -99,7 +99,7 @@ pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, reqwest::Error>
 }
 
 /// The built-in handlers, by the names the default config
-/// (`shared/config/default.toml`) uses, so a fresh install runs every seed
+/// (`shared/core/config/default.toml`) uses, so a fresh install runs every seed
 /// provider's handlers without code. Each handler keeps clones of the shared
 /// client (one connection pool), artifact store and settings.
 pub fn builtin(deps: &HandlerDeps) -> HandlerRegistry {

@@ -3,7 +3,9 @@
 //!
 //! The URL is optional: unset, a notification is logged (tracing, info) and
 //! the handler still succeeds, so a fresh install runs without a Slack
-//! workspace. The URL embeds its own token, so it never appears in a result,
+//! workspace. Configured but unreadable (a JSON secret without that key),
+//! it is an error: the notification would otherwise be lost in a log line
+//! while the operator believes it is being sent. The URL embeds its own token, so it never appears in a result,
 //! an error or a log line.
 
 use super::http_call::Call;
@@ -15,6 +17,8 @@ use crate::event::Event;
 pub struct Notifier {
     http: reqwest::Client,
     url: Option<String>,
+    /// Why a configured URL could not be read (never its value).
+    unreadable: Option<String>,
 }
 
 impl Notifier {
@@ -22,13 +26,21 @@ impl Notifier {
         Self {
             http: deps.http.clone(),
             url: deps.settings.notify_url.clone().filter(|u| !u.trim().is_empty()),
+            unreadable: deps.settings.unreadable.get("notify_url").cloned(),
         }
     }
 
     /// Sends `text`. Returns the webhook's HTTP status, or `None` when no URL
     /// is configured and the text was only logged. Errors are classified by
     /// [`Call`]: a Slack outage retries, a revoked webhook (404) does not.
+    /// A URL that is configured but could not be read fails for good,
+    /// naming the setting.
     pub async fn send(&self, event: &Event, text: &str) -> Result<Option<u16>, HandlerError> {
+        if let (None, Some(why)) = (&self.url, &self.unreadable) {
+            return Err(HandlerError::Permanent(format!(
+                "handlers.notify_url could not be read: {why}"
+            )));
+        }
         let Some(url) = &self.url else {
             tracing::info!(
                 provider = %event.provider,
@@ -91,6 +103,22 @@ mod tests {
             n.send(&event("p", "t", serde_json::json!({})), "x").await.unwrap(),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_configured_url_that_could_not_be_read_fails_for_good_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = ResolvedSettings::default();
+        settings.unreadable.insert(
+            "notify_url".into(),
+            "secret webhooks/handlers has no key `notify_url`".into(),
+        );
+        let n = Notifier::new(&deps(settings, dir.path()));
+        let err = n.send(&event("p", "t", serde_json::json!({})), "x").await.unwrap_err();
+        assert!(!err.is_retryable());
+        let text = err.to_string();
+        assert!(text.contains("handlers.notify_url could not be read"), "{text}");
+        assert!(text.contains("has no key `notify_url`"), "{text}");
     }
 
     #[test]

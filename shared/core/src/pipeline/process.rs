@@ -7,7 +7,7 @@ use crate::config::{IngestSettings, RetrySettings};
 use crate::event::{Event, EventRecord, EventState};
 use crate::handlers::{HandlerError, HandlerRegistry};
 use crate::pipeline::backoff;
-use crate::ports::queue::{Queue, QueueError, ReceivedMessage};
+use crate::ports::queue::{DeadLetter, Queue, QueueError, ReceivedMessage};
 use crate::ports::store::{EventStore, LeaseOutcome, Settlement};
 use crate::provider::Providers;
 use crate::telemetry::{self, HandlerOutcome};
@@ -25,10 +25,12 @@ pub enum Disposition {
     Ack,
     /// Try again after the delay (backoff, or until another lease ends).
     RetryAfter(Duration),
-    /// Try again after the delay with the receive count back at zero: no
-    /// attempt was made (another processor's lease, the store unreachable)
-    /// and the queue's own receive limit is near, which would otherwise move
-    /// the message to the dead letters while its record says QUEUED.
+    /// Try again after the delay with the receive count back at zero: the
+    /// message has been received as many times as the queue allows (SQS's
+    /// redrive policy would move it to the dead letters on its next receive
+    /// while its record says QUEUED). Every retry at that count is one of
+    /// these ([`Processor::process`]): the record's attempts, counted per
+    /// lease, decide when to give up, not the queue's receive count.
     RetryFresh(Duration),
     /// Move to the dead-letter queue.
     DeadLetter(String),
@@ -53,6 +55,9 @@ enum Outcome {
     NoHandler(Results),
     BadPayload(Results, String),
     Failed(Results, Failure),
+    /// Every earlier lease ended without an outcome (the processor died
+    /// during the handlers each time): given up without running them again.
+    Abandoned(Results, String),
 }
 
 /// The processor pipeline.
@@ -116,6 +121,24 @@ impl Processor {
         };
         if let Err(e) = applied {
             warn!(event_id = %message.event.id, error = %e, "could not settle message; it becomes visible again");
+            // At the receive limit a message left to come back is moved to
+            // the dead letters by the queue on its next receive. Only an ack
+            // can fail that way with a record that is not FAILED (a retry at
+            // the limit already is a fresh one; a failed dead letter reaches
+            // the dead letters that way, its record FAILED): a fresh copy
+            // comes back and is acked then.
+            if disposition == Disposition::Ack {
+                if let fresh @ Disposition::RetryFresh(d) =
+                    self.within_receive_limit(message, Disposition::RetryAfter(Duration::ZERO))
+                {
+                    match self.queue.retry_fresh(message, d).await {
+                        Ok(()) => return fresh,
+                        Err(e) => {
+                            warn!(event_id = %message.event.id, error = %e, "could not replace the message either")
+                        }
+                    }
+                }
+            }
             return Disposition::RetryAfter(Duration::ZERO);
         }
         disposition
@@ -124,7 +147,14 @@ impl Processor {
     /// Decides what to do with one message (no queue side effects), in three
     /// steps: [`lease`](Self::lease) the record, [`run_handlers`](Self::run_handlers)
     /// that have not yet succeeded for it, [`settle`](Self::settle) the outcome.
+    /// Whatever the step that asks for a retry, the one rule of
+    /// [`within_receive_limit`](Self::within_receive_limit) then applies.
     pub async fn process(&self, message: &ReceivedMessage, now: i64) -> Disposition {
+        let decided = self.decide(message, now).await;
+        self.within_receive_limit(message, decided)
+    }
+
+    async fn decide(&self, message: &ReceivedMessage, now: i64) -> Disposition {
         let record = match self.lease(message, now).await {
             Ok(record) => record,
             Err(skip) => return skip,
@@ -132,8 +162,37 @@ impl Processor {
         // The store counts attempts (one per lease); the queue's receive
         // count also counts receives that were no attempt (busy, store down).
         let attempt = record.attempts;
-        let outcome = self.run_handlers(&message.event, record.results, attempt).await;
+        let outcome = if attempt > self.retry.max_attempts {
+            // Every attempt allowed was leased and none gave up: the last
+            // (at least) ended without an outcome, the processor gone
+            // mid-handlers. Running them again would likely kill it again.
+            Outcome::Abandoned(
+                record.results,
+                abandoned_reason(attempt - 1, record.last_error.as_deref()),
+            )
+        } else {
+            self.run_handlers(&message.event, record.results, attempt).await
+        };
         self.settle(message, outcome, attempt, now).await
+    }
+
+    /// The one rule for retries: a message received as many times as the
+    /// queue allows (`retry.max_attempts`, which the SAM template keeps
+    /// equal to SQS's maxReceiveCount) is retried with its receive count
+    /// reset, whatever asked for the retry (another processor's lease, the
+    /// store down, a retryable handler failure, an outcome that could not be
+    /// recorded). Left to come back, it would be moved to the dead letters by
+    /// the queue on its next receive while its record says QUEUED. The
+    /// record's attempts decide when to give up; the queue's count is only
+    /// the backstop for a processor that dies before settling.
+    fn within_receive_limit(&self, message: &ReceivedMessage, disposition: Disposition) -> Disposition {
+        match disposition {
+            Disposition::RetryAfter(delay) if message.receive_count >= self.retry.max_attempts => {
+                info!(event_id = %message.event.id, receives = message.receive_count, "at the queue's receive limit; retried with its receive count reset");
+                Disposition::RetryFresh(delay)
+            }
+            other => other,
+        }
     }
 
     /// Takes the processing lease, or says what to do with a message whose
@@ -153,11 +212,11 @@ impl Processor {
             }
             Ok(LeaseOutcome::Busy { until }) => {
                 let wait = (until - now).max(1) as u64;
-                Err(self.retry_without_attempt(message, Duration::from_secs(wait)))
+                Err(Disposition::RetryAfter(Duration::from_secs(wait)))
             }
             Err(e) => {
                 warn!(event_id = %event.id, error = %e, "store unavailable; retrying later");
-                Err(self.retry_without_attempt(message, self.backoff(message.receive_count)))
+                Err(Disposition::RetryAfter(self.backoff(message.receive_count)))
             }
         }
     }
@@ -228,9 +287,12 @@ impl Processor {
     /// | a retryable failure, attempts left | QUEUED, error kept | retry after the backoff |
     /// | a retryable failure on the last attempt | FAILED, "gave up after N attempts: ..." | dead letter |
     /// | a permanent failure, or a payload that is not JSON | FAILED, the error | dead letter |
+    /// | leased once more than `max_attempts` (every attempt ended without an outcome at least the last: the processor died in the handlers) | FAILED, "the processor stopped N times ..." | dead letter, no handler run |
     ///
     /// When the record cannot be written the message is retried with
     /// backoff, whatever the outcome: the lease runs out, nothing is lost.
+    /// Any retry of a message at the queue's receive limit is a fresh one
+    /// ([`within_receive_limit`](Self::within_receive_limit)).
     async fn settle(&self, message: &ReceivedMessage, outcome: Outcome, attempt: u32, now: i64) -> Disposition {
         let event = &message.event;
         let (state, error, results, then) = match outcome {
@@ -263,7 +325,7 @@ impl Processor {
                     Disposition::DeadLetter(reason),
                 )
             }
-            Outcome::BadPayload(results, reason) => {
+            Outcome::BadPayload(results, reason) | Outcome::Abandoned(results, reason) => {
                 error!(provider = %event.provider, event_id = %event.id, %reason, "dead-lettered");
                 (
                     EventState::Failed,
@@ -292,21 +354,66 @@ impl Processor {
         }
     }
 
-    /// A retry that was no attempt: by visibility while the queue's receive
-    /// count is far from the limit (`retry.max_attempts`, which the SAM
-    /// template keeps equal to SQS's maxReceiveCount), with the count reset
-    /// once it is not.
-    fn retry_without_attempt(&self, message: &ReceivedMessage, delay: Duration) -> Disposition {
-        if message.receive_count >= self.retry.max_attempts {
-            info!(event_id = %message.event.id, receives = message.receive_count, "no attempt made; retried with its receive count reset");
-            Disposition::RetryFresh(delay)
-        } else {
-            Disposition::RetryAfter(delay)
-        }
-    }
-
     fn backoff(&self, attempt: u32) -> Duration {
         backoff::delay(&self.retry, attempt.max(1), &mut rand::thread_rng())
+    }
+
+    /// Lists up to `max` dead letters, and marks FAILED (with the dead
+    /// letter's reason) each record still waiting for its message: the queue
+    /// moved that message on its own (SQS's redrive policy, when a processor
+    /// died between receiving it at the receive limit and settling it), and
+    /// the record would otherwise say QUEUED or PROCESSING for good. A record
+    /// under a live lease, or updated within the last lease period (a replay
+    /// that reset it and is moving its message back right now), is left.
+    pub async fn dead_letters(&self, max: usize, now: i64) -> Result<Vec<DeadLetter>, QueueError> {
+        let listed = self.queue.dead_letters(max).await?;
+        for dead in &listed {
+            self.fail_behind(dead, now).await;
+        }
+        Ok(listed)
+    }
+
+    async fn fail_behind(&self, dead: &DeadLetter, now: i64) {
+        let event = &dead.event;
+        let key = event.key();
+        match self.store.get(&key).await {
+            Ok(Some(rec))
+                if matches!(
+                    rec.state,
+                    EventState::Received | EventState::Queued | EventState::Processing
+                ) && now - rec.updated_at >= self.retry.processing_lease_secs => {}
+            Ok(_) => return,
+            Err(e) => {
+                warn!(event_id = %event.id, error = %e, "could not read a dead letter's record");
+                return;
+            }
+        }
+        // Leased first, so no processor runs it meanwhile; settled at once.
+        let record = match self
+            .store
+            .lease(event, now, self.retry.processing_lease_secs, self.ttl_secs)
+            .await
+        {
+            Ok(LeaseOutcome::Leased(record)) => record,
+            Ok(_) => return,
+            Err(e) => {
+                warn!(event_id = %event.id, error = %e, "could not lease a dead letter's record");
+                return;
+            }
+        };
+        let settlement = Settlement {
+            state: EventState::Failed,
+            error: Some(dead.reason.clone()),
+            results: record.results,
+            now,
+        };
+        match self.store.settle(&key, settlement).await {
+            Ok(()) => {
+                warn!(provider = %event.provider, event_id = %event.id, reason = %dead.reason, "dead letter's record was still waiting; marked FAILED");
+                telemetry::dead_lettered(&event.provider);
+            }
+            Err(e) => warn!(event_id = %event.id, error = %e, "could not mark a dead letter's record FAILED"),
+        }
     }
 
     /// Moves up to `max` dead letters back to the queue, each record reset
@@ -315,5 +422,40 @@ impl Processor {
         let moved =
             crate::pipeline::replay::redrive_dead_letters(self.store.as_ref(), self.queue.as_ref(), max, now).await?;
         Ok(moved.iter().map(ToString::to_string).collect())
+    }
+}
+
+/// Why an event whose attempts all ended without an outcome is given up:
+/// when no attempt recorded an error, every one of the `attempts` leases
+/// ended with the processor gone; otherwise at least the last did, and the
+/// last error recorded is kept beside it.
+fn abandoned_reason(attempts: u32, last_error: Option<&str>) -> String {
+    match last_error {
+        None => format!(
+            "the processor stopped {attempts} times while running this event's handlers (crash, timeout or out of memory)"
+        ),
+        Some(error) => format!(
+            "gave up after {attempts} attempts: the processor stopped while running this event's handlers \
+             (crash, timeout or out of memory) on the last; the last error recorded: {error}"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::abandoned_reason;
+
+    #[test]
+    fn an_abandoned_event_keeps_the_last_error_an_attempt_recorded() {
+        assert_eq!(
+            abandoned_reason(3, None),
+            "the processor stopped 3 times while running this event's handlers (crash, timeout or out of memory)"
+        );
+        let reason = abandoned_reason(3, Some("erp: 503"));
+        assert!(
+            reason.starts_with("gave up after 3 attempts: the processor stopped"),
+            "{reason}"
+        );
+        assert!(reason.ends_with("the last error recorded: erp: 503"), "{reason}");
     }
 }

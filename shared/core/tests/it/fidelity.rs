@@ -147,3 +147,42 @@ async fn piriod_same_object_after_the_window_is_a_new_occurrence() {
         "each occurrence processed once"
     );
 }
+
+/// A Mercado Pago notification signed for `data.id` in the query.
+fn mercado_pago_request(query_id: &str, body: &str) -> Request<Body> {
+    let ts = webhooks_core::time::unix_now().to_string();
+    let manifest = format!("id:{query_id};request-id:req-mp-1;ts:{ts};");
+    let mut mac = <hmac::SimpleHmac<sha2::Sha256> as hmac::digest::KeyInit>::new_from_slice(b"mp-secret").expect("key");
+    hmac::Mac::update(&mut mac, manifest.as_bytes());
+    let v1 = hex::encode(hmac::Mac::finalize(mac).into_bytes());
+    Request::post(format!("/webhooks/mp?data.id={query_id}&type=payment"))
+        .header("content-type", "application/json")
+        .header("x-request-id", "req-mp-1")
+        .header("x-signature", format!("ts={ts},v1={v1}"))
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+/// Mercado Pago signs the query's `data.id`, not the body: a valid
+/// signature for resource A cannot carry a body about resource B.
+#[tokio::test]
+async fn mercado_pago_refuses_a_body_about_another_resource_than_the_signed_one() {
+    let h = Harness::with_overlay(
+        r#"
+        [providers.mp]
+        verifier = { scheme = "mercado_pago", secrets = ["env:MP_SECRET"] }
+        event_id = "body:/id"
+        handlers = { "payment" = ["test.effect"] }
+        "#,
+    );
+    // The same signature scheme with the matching body is accepted (so the
+    // refusal below is the mismatch, not a bad signature).
+    let body = r#"{"id": "n-1", "type": "payment", "data": {"id": "123456"}}"#;
+    let (status, json, _) = h.call(mercado_pago_request("123456", body)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
+    let body = r#"{"id": "n-2", "type": "payment", "data": {"id": "999999"}}"#;
+    let (status, json, _) = h.call(mercado_pago_request("123456", body)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{json}");
+    assert_eq!(json["error"], "invalid_signature", "{json}");
+    assert_eq!(h.record("mp", "n-2").await, None, "nothing was claimed");
+}

@@ -57,6 +57,7 @@ pub fn secrets() -> MapResolver {
         .with("PIRIOD_WEBHOOK_TOKEN", PIRIOD_TOKEN)
         .with("STAMPED_SECRET", "stamped-secret")
         .with("BATCH_TOKEN", "batch-token")
+        .with("MP_SECRET", "mp-secret")
 }
 
 /// A handler whose failures are scripted, counting calls and effects.

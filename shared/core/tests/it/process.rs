@@ -1,13 +1,16 @@
 //! The processor pipeline: lease, run handlers, settle.
 
-use crate::processor_fixture::{fixture, Scripted};
+use crate::processor_fixture::{fixture, fixture_over, Scripted};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
+use webhooks_core::event::Event;
 use webhooks_core::event::EventState;
 use webhooks_core::handlers::HandlerError;
 use webhooks_core::pipeline::process::Disposition;
-use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::queue::{DeadLetter, Queue, QueueError, ReceivedMessage, RedriveGate};
 use webhooks_core::ports::store::EventStore;
+use webhooks_testkit::faults::{EveryNth, FaultyStore, Never};
 use webhooks_testkit::fixtures::event;
 
 #[tokio::test]
@@ -163,4 +166,181 @@ async fn an_unregistered_handler_or_a_type_without_handlers() {
     let d = f.deliver(&ev).await;
     assert_eq!(f.processor.run(&d, 100).await, Disposition::Ack);
     assert_eq!(f.record(&ev).await.state, EventState::Ignored);
+}
+
+/// Receives the same message until the queue has counted `count` receives
+/// (each made visible again at once), as receives that found the record
+/// leased elsewhere would have.
+async fn received_times(
+    f: &crate::processor_fixture::Fixture,
+    ev: &webhooks_core::event::Event,
+    count: u32,
+) -> webhooks_core::ports::queue::ReceivedMessage {
+    let mut d = f.deliver(ev).await;
+    while d.receive_count < count {
+        f.queue.retry_after(&d, Duration::ZERO).await.expect("visible");
+        d = f.redeliver().await;
+    }
+    d
+}
+
+/// A retryable failure with attempts left, on a message the queue has
+/// already received as often as it allows (receives that were no attempt
+/// raised its count): a fresh copy, not a plain retry the queue would
+/// dead-letter on its next receive while the record says QUEUED.
+#[tokio::test]
+async fn a_retryable_failure_at_the_receive_limit_is_retried_fresh() {
+    const MAX: u32 = 3;
+    let first = Scripted::new(vec![HandlerError::Retryable("503".into())]);
+    let f = fixture(first.clone(), Scripted::new(vec![]), MAX);
+    let ev = event("p", "e8", "t");
+    let d = received_times(&f, &ev, MAX).await;
+    // Decided without the queue's side effects, then applied with no delay.
+    let disposition = f.processor.process(&d, 100).await;
+    assert!(matches!(disposition, Disposition::RetryFresh(_)), "{disposition:?}");
+    f.queue.retry_fresh(&d, Duration::ZERO).await.expect("retry fresh");
+    let rec = f.record(&ev).await;
+    assert_eq!((rec.state, rec.attempts), (EventState::Queued, 1));
+    let d = f.redeliver().await;
+    assert_eq!(d.receive_count, 1, "a fresh copy");
+    assert!(f.queue.dead_letters(10).await.expect("dead letters").is_empty());
+    assert_eq!(f.processor.run(&d, 200).await, Disposition::Ack);
+    assert_eq!(first.calls.load(Ordering::SeqCst), 2);
+}
+
+/// An outcome that could not be recorded is retried; at the receive limit
+/// with a fresh copy too.
+#[tokio::test]
+async fn an_outcome_that_cannot_be_recorded_at_the_receive_limit_is_retried_fresh() {
+    const MAX: u32 = 2;
+    let first = Scripted::new(vec![]);
+    // Store writes: the lease (call 0) passes, the settle (call 1) fails.
+    let f = fixture_over(
+        first.clone(),
+        Scripted::new(vec![]),
+        MAX,
+        |inner| {
+            Arc::new(FaultyStore {
+                inner,
+                claims: Arc::new(Never),
+                writes: Arc::new(EveryNth::new(1000, 1)),
+            })
+        },
+        |queue| queue,
+    );
+    let ev = event("p", "e9", "t");
+    let d = received_times(&f, &ev, MAX).await;
+    // Decided without the queue's side effects, then applied with no delay.
+    let disposition = f.processor.process(&d, 100).await;
+    assert!(matches!(disposition, Disposition::RetryFresh(_)), "{disposition:?}");
+    f.queue.retry_fresh(&d, Duration::ZERO).await.expect("retry fresh");
+    assert_eq!(f.record(&ev).await.state, EventState::Processing, "nothing recorded");
+    assert_eq!(f.redeliver().await.receive_count, 1, "a fresh copy");
+    assert!(f.queue.dead_letters(10).await.expect("dead letters").is_empty());
+}
+
+/// A processor that dies in the handlers at every lease never settles; the
+/// record's attempts still grow, one per lease. The lease after the last
+/// allowed attempt gives up without running the handlers again: FAILED, and
+/// dead-lettered by the processor with a reason that says what happened.
+#[tokio::test]
+async fn a_record_whose_every_attempt_crashed_is_failed_and_dead_lettered_without_running() {
+    const MAX: u32 = 2;
+    let first = Scripted::new(vec![]);
+    let f = fixture(first.clone(), Scripted::new(vec![]), MAX);
+    let ev = event("p", "e10", "t");
+    let d = f.deliver(&ev).await;
+    // Two processors that leased the record and died (their leases expire).
+    for at in [100, 200] {
+        assert!(matches!(
+            f.store.lease(&ev, at, 60, 1000).await.expect("lease"),
+            webhooks_core::ports::store::LeaseOutcome::Leased(_)
+        ));
+    }
+    let disposition = f.processor.run(&d, 300).await;
+    let why = "the processor stopped 2 times while running this event's handlers (crash, timeout or out of memory)";
+    assert_eq!(disposition, Disposition::DeadLetter(why.into()));
+    assert_eq!(first.calls.load(Ordering::SeqCst), 0, "no handler runs again");
+    let rec = f.record(&ev).await;
+    assert_eq!((rec.state, rec.last_error.as_deref()), (EventState::Failed, Some(why)));
+    let dead = f.queue.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].reason, why);
+}
+
+/// A queue whose acks fail, everything else passing through.
+struct AckFails(Arc<dyn Queue>);
+
+#[async_trait::async_trait]
+impl Queue for AckFails {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
+        self.0.send(events).await
+    }
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.0.receive(max, visibility).await
+    }
+    async fn ack(&self, _message: &ReceivedMessage) -> Result<(), QueueError> {
+        Err(QueueError::Unavailable("injected: ack refused".into()))
+    }
+    async fn retry_after(&self, message: &ReceivedMessage, delay: Duration) -> Result<(), QueueError> {
+        self.0.retry_after(message, delay).await
+    }
+    async fn retry_fresh(&self, message: &ReceivedMessage, delay: Duration) -> Result<(), QueueError> {
+        self.0.retry_fresh(message, delay).await
+    }
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), QueueError> {
+        self.0.dead_letter(message, reason).await
+    }
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.0.dead_letters(max).await
+    }
+    async fn redrive(&self, max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        self.0.redrive(max, gate).await
+    }
+}
+
+/// An ack that fails leaves the message to come back; at the receive limit
+/// it would come back into the dead letters, its record DONE. A fresh copy
+/// replaces it instead (and is acked when it comes back); below the limit
+/// it is a plain retry.
+#[tokio::test]
+async fn a_failed_ack_at_the_receive_limit_is_replaced_by_a_fresh_copy() {
+    const MAX: u32 = 2;
+    let f = fixture_over(
+        Scripted::new(vec![]),
+        Scripted::new(vec![]),
+        MAX,
+        |store| store,
+        |queue| Arc::new(AckFails(queue)),
+    );
+    let ev = event("p", "e11", "t");
+    let d = f.deliver(&ev).await;
+    assert_eq!(f.processor.run(&d, 100).await, Disposition::RetryAfter(Duration::ZERO));
+    let d = f.redeliver().await;
+    assert_eq!(d.receive_count, MAX);
+    assert_eq!(f.processor.run(&d, 100).await, Disposition::RetryFresh(Duration::ZERO));
+    assert_eq!(f.record(&ev).await.state, EventState::Done);
+    assert_eq!(f.redeliver().await.receive_count, 1, "a fresh copy");
+}
+
+/// A message the queue moved to the dead letters on its own (the redrive
+/// policy, the processor gone before settling) leaves its record waiting;
+/// listing the dead letters marks it FAILED with the dead letter's reason,
+/// unless it was touched within the last lease period (a replay in flight).
+#[tokio::test]
+async fn listing_the_dead_letters_fails_a_record_the_queue_moved_behind_its_back() {
+    let first = Scripted::new(vec![]);
+    let f = fixture(first.clone(), Scripted::new(vec![]), 3);
+    let ev = event("p", "e12", "t");
+    let d = f.deliver(&ev).await; // claimed at 100, so updated at 100
+    let why = "moved to the dead-letter queue by the queue's redrive policy after 3 receives";
+    f.queue.dead_letter(&d, why).await.expect("moved by the queue");
+    // Within the lease period (60 s) of the last update: left alone.
+    let listed = f.processor.dead_letters(10, 150).await.expect("list");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(f.record(&ev).await.state, EventState::Received);
+    f.processor.dead_letters(10, 200).await.expect("list");
+    let rec = f.record(&ev).await;
+    assert_eq!((rec.state, rec.last_error.as_deref()), (EventState::Failed, Some(why)));
+    assert_eq!(first.calls.load(Ordering::SeqCst), 0);
 }

@@ -54,6 +54,18 @@ pub struct Fixture {
 
 /// Provider `p` with token auth; type `t` runs `first` then `second`.
 pub fn fixture(first: Arc<Scripted>, second: Arc<Scripted>, max_attempts: u32) -> Fixture {
+    fixture_over(first, second, max_attempts, |store| store, |queue| queue)
+}
+
+/// [`fixture`] with the processor's store and queue wrapped (by faulty
+/// ones); the fixture's own `store` and `queue` stay the ones behind them.
+pub fn fixture_over(
+    first: Arc<Scripted>,
+    second: Arc<Scripted>,
+    max_attempts: u32,
+    wrap_store: impl FnOnce(Arc<dyn EventStore>) -> Arc<dyn EventStore>,
+    wrap_queue: impl FnOnce(Arc<dyn Queue>) -> Arc<dyn Queue>,
+) -> Fixture {
     let overlay = format!(
         r#"
         [retry]
@@ -81,8 +93,8 @@ pub fn fixture(first: Arc<Scripted>, second: Arc<Scripted>, max_attempts: u32) -
     let processor = Arc::new(Processor::new(
         providers,
         handlers,
-        store.clone(),
-        queue.clone(),
+        wrap_store(store.clone()),
+        wrap_queue(queue.clone()),
         config.retry.clone(),
         &config.ingest,
     ));
