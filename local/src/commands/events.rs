@@ -26,7 +26,7 @@ fn summary(r: &EventRecord) -> serde_json::Value {
 
 /// The store's filter from the command line, or an error that says what a
 /// bad `--status` or `--since` should look like.
-fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
+pub(crate) fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
     let state = args
         .status
         .as_deref()

@@ -187,4 +187,57 @@ pub async fn run(d: &impl Deployment, sink: &Sink) {
         "each handled event had one effect: {:?}",
         sink.effects()
     );
+
+    // A filtered replay: a second dead letter, then everything of one type.
+    sink.plan(&[400], 200);
+    assert_eq!(
+        d.deliver(&gigstack_body("evt_op_refused_again", "invoice.created"))
+            .await,
+        200
+    );
+    settle(d, "evt_op_refused_again", "FAILED").await;
+    // Without --yes: the count, and nothing changes.
+    let preview = d.cli(&["replay", "--status", "FAILED"]);
+    let text = stdout(&preview);
+    assert!(preview.status.success(), "{preview:?}");
+    assert!(
+        text.contains("1 event(s) match: 1 would be replayed") && text.contains("run again with --yes"),
+        "{text}"
+    );
+    assert_eq!(show(d, "evt_op_refused_again").expect("shown")["state"], "FAILED");
+    assert!(stdout(&d.cli(&["dead-letters", "list"])).contains("gigstack#evt_op_refused_again"));
+    let preview = stdout(&d.cli(&["replay", "--provider", "gigstack", "--type", "invoice.created"]));
+    assert!(
+        preview.contains("3 event(s) match: 1 would be replayed; 2 would be skipped (DONE)"),
+        "{preview}"
+    );
+    // With --yes: the DONE ones are skipped, the FAILED one leaves the dead
+    // letters (moved, not copied) and runs once more.
+    let filtered = d.cli(&[
+        "replay",
+        "--provider",
+        "gigstack",
+        "--type",
+        "invoice.created",
+        "--since",
+        "2020-01-01",
+        "--yes",
+    ]);
+    let text = stdout(&filtered);
+    assert!(filtered.status.success(), "{filtered:?}");
+    assert!(text.contains("replayed gigstack#evt_op_refused_again"), "{text}");
+    assert!(text.contains("skipped gigstack#evt_op_done: DONE"), "{text}");
+    assert!(
+        text.contains("moved 1; skipped 2 (2 DONE, 0 being processed, 0 gone); failed 0"),
+        "{text}"
+    );
+    assert!(stdout(&d.cli(&["dead-letters", "list"])).contains("empty"));
+    let after = settle(d, "evt_op_refused_again", "DONE").await;
+    assert_eq!(after["attempts"], 1, "{after}");
+    assert_eq!(sink.effects().len(), 3, "the DONE ones ran no handler again");
+    let nothing = d.cli(&["replay", "--since", "2999-01-01", "--yes"]);
+    assert!(
+        nothing.status.success() && stdout(&nothing).contains("moved 0; skipped 0"),
+        "{nothing:?}"
+    );
 }
