@@ -53,9 +53,23 @@ pub enum DeadLettersCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct DeadLettersListArgs {
-    /// At most this many.
+    /// Only this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only this event type (exact, e.g. invoice.created).
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Only events received at or after this time: Unix seconds, YYYY-MM-DD
+    /// or YYYY-MM-DDTHH:MM:SSZ (UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many (after the filters).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// JSON lines (the shape of `events list --json`, plus `reason`)
+    /// instead of a table.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
 }

@@ -10,7 +10,7 @@ use webhooks_core::event::{EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::ListFilter;
 use webhooks_core::time::{iso8601, parse_time};
 
-fn summary(r: &EventRecord) -> serde_json::Value {
+pub(crate) fn summary(r: &EventRecord) -> serde_json::Value {
     serde_json::json!({
         "provider": r.provider,
         "id": r.event_id,
@@ -21,6 +21,7 @@ fn summary(r: &EventRecord) -> serde_json::Value {
         "received_at": r.received_at,
         "updated_at": r.updated_at,
         "received": iso8601(r.received_at),
+        "updated": iso8601(r.updated_at),
     })
 }
 
@@ -96,7 +97,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Cuts a cell to `width` characters for the table.
-fn cell(s: &str, width: usize) -> String {
+pub(crate) fn cell(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {

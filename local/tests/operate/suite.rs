@@ -147,12 +147,71 @@ pub async fn run(d: &impl Deployment, sink: &Sink) {
     assert_eq!(lines[0]["payload"]["id"], "evt_op_refused");
     assert!(String::from_utf8_lossy(&export.stderr).contains("exported 1 event(s)"));
 
-    // Dead letters: listed with why.
+    // Dead letters: listed with why, when, and the filters of `events list`.
     let letters = stdout(&d.cli(&["dead-letters", "list"]));
     assert!(
-        letters.contains("gigstack#evt_op_refused") && letters.contains("400") && letters.contains("1 dead letter(s)"),
+        letters.starts_with("RECEIVED (UTC)  ")
+            && letters.contains("UPDATED (UTC)")
+            && letters.contains("gigstack#evt_op_refused")
+            && letters.contains("400")
+            && letters.contains("1 dead letter(s)"),
         "{letters}"
     );
+    let row = letters.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        row.split_whitespace()
+            .take(2)
+            .filter(|t| t.len() == 20 && t.contains('T') && t.ends_with('Z'))
+            .count(),
+        2,
+        "received and updated in UTC ISO-8601: {letters}"
+    );
+    let letters = json_lines(&d.cli(&["dead-letters", "list", "--json"]));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        (
+            &letter["provider"],
+            &letter["id"],
+            &letter["type"],
+            &letter["state"],
+            &letter["attempts"]
+        ),
+        (
+            &serde_json::json!("gigstack"),
+            &serde_json::json!("evt_op_refused"),
+            &serde_json::json!("invoice.created"),
+            &serde_json::json!("FAILED"),
+            &serde_json::json!(1)
+        ),
+        "{letter}"
+    );
+    assert!(letter["reason"].as_str().is_some_and(|r| r.contains("400")), "{letter}");
+    assert!(
+        letter["updated"].as_str().is_some_and(|t| t.ends_with('Z')) && letter["received_at"].is_i64(),
+        "{letter}"
+    );
+    assert_eq!(
+        ids(&d.cli(&[
+            "dead-letters",
+            "list",
+            "--json",
+            "--provider",
+            "gigstack",
+            "--type",
+            "invoice.created",
+            "--since",
+            "2020-01-01",
+            "--limit",
+            "5"
+        ])),
+        ["evt_op_refused"]
+    );
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--type", "order.shipped"])).is_empty());
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--provider", "piriod"])).is_empty());
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--limit", "0"])).is_empty());
+    let later = stdout(&d.cli(&["dead-letters", "list", "--since", "2999-01-01"]));
+    assert!(later.contains("empty (for these filters)"), "{later}");
 
     // Replay's refusals: a DONE event, an unknown one.
     let refused = d.cli(&["replay", "gigstack", "evt_op_done"]);
