@@ -8,7 +8,9 @@ use crate::commands::events::list_filter;
 use crate::progress::{Interrupt, Progress};
 use std::process::ExitCode;
 use webhooks_core::event::{EventKey, EventRecord, EventState};
-use webhooks_core::pipeline::replay::{self, RedriveObserver, RedriveStep, ReplayError, Replayed};
+use webhooks_core::pipeline::replay::{
+    self, RedriveFailed, RedriveObserver, RedriveStep, RedriveSummary, ReplayError, Replayed,
+};
 use webhooks_core::ports::queue::Queue;
 use webhooks_core::ports::store::{EventStore, ListFilter};
 use webhooks_core::time::unix_now;
@@ -164,7 +166,8 @@ fn preview(records: &[EventRecord], now: i64) -> String {
 
 /// Every dead letter back on the queue, with progress on stderr, a line per
 /// event moved on stdout, and the counts at the end; Ctrl-C stops between
-/// two dead letters (those not reached stay parked).
+/// two dead letters (those not reached stay parked). A queue error part-way
+/// still prints what was done before it, then the error (exit 2).
 async fn redrive(store: &dyn EventStore, queue: &dyn Queue, limit: usize) -> anyhow::Result<ExitCode> {
     let total = queue.dead_letters(limit).await?.len();
     if total == 0 {
@@ -175,32 +178,52 @@ async fn redrive(store: &dyn EventStore, queue: &dyn Queue, limit: usize) -> any
         progress: Progress::new("dead letters", total as u64),
         interrupt: Interrupt::listen(),
     };
-    let summary = replay::redrive_dead_letters_observed(store, queue, limit, unix_now(), &watch).await?;
+    let outcome = replay::redrive_dead_letters_observed(store, queue, limit, unix_now(), &watch).await;
     watch.progress.finish();
+    let (summary, error) = match outcome {
+        Ok(summary) => (summary, None),
+        Err(RedriveFailed { summary, source }) => (summary, Some(source)),
+    };
     for key in &summary.moved {
         println!("replayed {key}");
+    }
+    for key in &summary.failed {
+        println!("failed {key}: the queue failed on it; its record may be QUEUED already, a later redrive moves it");
     }
     println!(
         "{} event(s) moved from the dead-letter queue back to the queue",
         summary.moved.len()
     );
-    println!(
-        "moved {}; skipped {} (DONE meanwhile, discarded), {} (being processed), {} (store unavailable){}",
-        summary.moved.len(),
-        summary.discarded_done,
-        summary.kept_busy,
-        summary.kept_unavailable,
-        if summary.stopped {
-            "; stopped by Ctrl-C, the rest stay parked"
-        } else {
-            ""
-        }
-    );
+    println!("{}", redrive_line(&summary));
+    if let Some(error) = error {
+        return Err(anyhow::Error::new(error).context("the redrive stopped part-way"));
+    }
     Ok(if summary.stopped || summary.kept_unavailable > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The closing counts of a redrive. "failed" is every dead letter left
+/// parked by an error: the store unreadable (the redrive goes on) or the
+/// queue failing (it stops there).
+fn redrive_line(s: &RedriveSummary) -> String {
+    format!(
+        "moved {}; skipped {} ({} DONE meanwhile, discarded; {} being processed); failed {} ({} store unavailable, {} queue error){}",
+        s.moved.len(),
+        s.discarded_done + s.kept_busy,
+        s.discarded_done,
+        s.kept_busy,
+        s.kept_unavailable + s.failed.len(),
+        s.kept_unavailable,
+        s.failed.len(),
+        if s.stopped {
+            "; stopped by Ctrl-C, the rest stay parked"
+        } else {
+            ""
+        }
+    )
 }
 
 /// Shows each dead letter's step and carries the operator's Ctrl-C.
