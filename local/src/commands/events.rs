@@ -56,6 +56,11 @@ pub(crate) fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<Lis
     })
 }
 
+/// Writes the records as JSON lines, counting them on stderr as they are
+/// written. The store's `list` answers with every record at once (the
+/// DynamoDB adapter pages internally), so there is no progress to show
+/// while reading; the progress is of the writing, which is where a large
+/// export with payloads spends its time, and where Ctrl-C stops it.
 pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let filter = list_filter(&args.filter, args.limit)?;
     let backend = backend::open(&args.backend).await?;

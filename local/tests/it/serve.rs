@@ -326,7 +326,13 @@ async fn secrets_never_appear_in_logs_responses_or_records() {
 }
 
 /// `GET /metrics` after a known sequence: one accepted, one duplicate, one
-/// bad signature, one unknown provider, one handler that fails for good.
+/// bad signature, one unknown provider, one handler that fails for good, one
+/// that fails retryably (a 503) and then succeeds.
+///
+/// `in_flight_total` (a 409 to a copy that arrives while the first is still
+/// RECEIVED) is not asserted: the embedded backend claims and enqueues in one
+/// transaction, so no other request ever sees a RECEIVED record and the 409
+/// cannot happen here; the AWS backend's claim-then-enqueue can produce it.
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_deliveries() {
     let sink = Sink::start().await;
@@ -337,6 +343,9 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     let ok = gigstack_body("evt_metrics_1", "invoice.created");
     assert_eq!(post_gigstack(&client, &serve, &ok).await.0, 200);
     assert_eq!(post_gigstack(&client, &serve, &ok).await.1["status"], "duplicate");
+    // Settled before the next one arrives: the worker runs a batch at once,
+    // and the sink's planned answers go to whichever call comes first.
+    wait_for_state(&wd, "gigstack", "evt_metrics_1", "DONE", WAIT).await;
     let doomed = gigstack_body("evt_metrics_2", "invoice.created");
     assert_eq!(post_gigstack(&client, &serve, &doomed).await.0, 200);
     let forged = client
@@ -349,8 +358,12 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     assert_eq!(forged.status().as_u16(), 401);
     let unknown = client.post(serve.url("made-up")).body("{}").send().await.expect("post");
     assert_eq!(unknown.status().as_u16(), 404);
-    wait_for_state(&wd, "gigstack", "evt_metrics_1", "DONE", WAIT).await;
     wait_for_state(&wd, "gigstack", "evt_metrics_2", "FAILED", WAIT).await;
+    // Only after the others are settled, so the 503 is this event's.
+    sink.plan(&[503], 200);
+    let retried = gigstack_body("evt_metrics_4", "invoice.created");
+    assert_eq!(post_gigstack(&client, &serve, &retried).await.0, 200);
+    wait_for_state(&wd, "gigstack", "evt_metrics_4", "DONE", WAIT).await;
 
     let base = serve.url("x");
     let metrics_url = format!("{}/metrics", base.split("/webhooks/").next().expect("base"));
@@ -369,7 +382,7 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     };
-    assert_eq!(value(r#"accepted_total{provider="gigstack"}"#), 2.0);
+    assert_eq!(value(r#"accepted_total{provider="gigstack"}"#), 3.0);
     assert_eq!(value(r#"duplicate_total{provider="gigstack"}"#), 1.0);
     assert_eq!(
         value(r#"rejected_total{provider="gigstack",reason="invalid_signature"}"#),
@@ -381,7 +394,16 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     );
     assert_eq!(
         value(r#"handler_succeeded_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"handler_retried_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
         1.0
+    );
+    assert_eq!(
+        value(r#"handler_latency_seconds_count{handler="gigstack.notify_invoice_created"}"#),
+        4.0,
+        "one timing per run: succeeded, failed, retried, succeeded"
     );
     assert_eq!(
         value(r#"handler_failed_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
@@ -390,8 +412,8 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     assert_eq!(value(r#"dead_lettered_total{provider="gigstack"}"#), 1.0);
     assert_eq!(value("dead_letters"), 1.0);
     assert_eq!(value("queue_depth"), 0.0);
-    assert!(value(r#"ingest_latency_seconds_count{provider="gigstack"}"#) >= 4.0);
-    assert_eq!(value(r#"event_age_seconds_count{provider="gigstack"}"#), 1.0);
+    assert!(value(r#"ingest_latency_seconds_count{provider="gigstack"}"#) >= 5.0);
+    assert_eq!(value(r#"event_age_seconds_count{provider="gigstack"}"#), 2.0);
     assert!(!text.contains("made-up"), "a made-up path never becomes a label");
 }
 
