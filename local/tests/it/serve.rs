@@ -474,7 +474,9 @@ async fn export_writes_json_lines_and_a_redrive_ends_with_its_counts() {
     assert!(redrive.status.success(), "{redrive:?}");
     assert!(text.contains("replayed gigstack#evt_export_1"), "{text}");
     assert!(
-        text.contains("moved 1; skipped 0 (DONE meanwhile, discarded), 0 (being processed), 0 (store unavailable)"),
+        text.contains(
+            "moved 1; skipped 0 (0 DONE meanwhile, discarded; 0 being processed); failed 0 (0 store unavailable, 0 queue error)"
+        ),
         "{text}"
     );
 }
