@@ -34,7 +34,8 @@ pub enum Command {
     /// Inspect received events.
     #[command(subcommand)]
     Events(EventsCommand),
-    /// Put events back on the queue: one by id, or everything dead-lettered.
+    /// Put events back on the queue: one by id, everything dead-lettered, or
+    /// every event some filters match.
     Replay(ReplayArgs),
     /// List the dead letters, or discard them for good.
     #[command(subcommand)]
@@ -52,9 +53,23 @@ pub enum DeadLettersCommand {
 
 #[derive(Debug, Clone, Args)]
 pub struct DeadLettersListArgs {
-    /// At most this many.
+    /// Only this provider.
+    #[arg(long)]
+    pub provider: Option<String>,
+    /// Only this event type (exact, e.g. invoice.created).
+    #[arg(long = "type")]
+    pub event_type: Option<String>,
+    /// Only events received at or after this time: Unix seconds, YYYY-MM-DD
+    /// or YYYY-MM-DDTHH:MM:SSZ (UTC).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many (after the filters).
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// JSON lines (the shape of `events list --json`, plus `reason`)
+    /// instead of a table.
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub backend: BackendArgs,
 }
@@ -290,18 +305,39 @@ pub struct ShowArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ReplayArgs {
-    /// Provider of the event to replay.
-    #[arg(required_unless_present = "dead_letter", conflicts_with = "dead_letter")]
-    pub provider: Option<String>,
-    /// Id of the event to replay.
-    #[arg(required_unless_present = "dead_letter")]
+    /// Provider of the one event to replay.
+    #[arg(
+        id = "event_provider",
+        value_name = "PROVIDER",
+        requires = "id",
+        conflicts_with_all = ["dead_letter", "status", "provider", "event_type", "since"]
+    )]
+    pub event_provider: Option<String>,
+    /// Id of the one event to replay.
+    #[arg(requires = "event_provider")]
     pub id: Option<String>,
-    /// Replay everything in the dead-letter state.
-    #[arg(long)]
+    /// Replay everything in the dead-letter queue.
+    #[arg(long, conflicts_with_all = ["status", "provider", "event_type", "since"])]
     pub dead_letter: bool,
-    /// With --dead-letter: at most this many.
+    /// Replay every event these filters match (the filters of `events
+    /// list`), each under the rules of a single replay.
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// With filters: replay them. Without it the command only says how many
+    /// would be replayed, and changes nothing.
+    #[arg(long)]
+    pub yes: bool,
+    /// With --dead-letter or filters: at most this many.
     #[arg(long, default_value_t = 1000)]
     pub limit: usize,
     #[command(flatten)]
     pub backend: BackendArgs,
+}
+
+impl FilterArgs {
+    /// Whether any filter is given (a filtered replay needs at least one,
+    /// so a bare `replay` never means "everything").
+    pub fn any(&self) -> bool {
+        self.status.is_some() || self.provider.is_some() || self.event_type.is_some() || self.since.is_some()
+    }
 }

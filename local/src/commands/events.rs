@@ -10,7 +10,7 @@ use webhooks_core::event::{EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::ListFilter;
 use webhooks_core::time::{iso8601, parse_time};
 
-fn summary(r: &EventRecord) -> serde_json::Value {
+pub(crate) fn summary(r: &EventRecord) -> serde_json::Value {
     serde_json::json!({
         "provider": r.provider,
         "id": r.event_id,
@@ -21,12 +21,13 @@ fn summary(r: &EventRecord) -> serde_json::Value {
         "received_at": r.received_at,
         "updated_at": r.updated_at,
         "received": iso8601(r.received_at),
+        "updated": iso8601(r.updated_at),
     })
 }
 
 /// The store's filter from the command line, or an error that says what a
 /// bad `--status` or `--since` should look like.
-fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
+pub(crate) fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
     let state = args
         .status
         .as_deref()
@@ -55,6 +56,11 @@ fn list_filter(args: &FilterArgs, limit: usize) -> anyhow::Result<ListFilter> {
     })
 }
 
+/// Writes the records as JSON lines, counting them on stderr as they are
+/// written. The store's `list` answers with every record at once (the
+/// DynamoDB adapter pages internally), so there is no progress to show
+/// while reading; the progress is of the writing, which is where a large
+/// export with payloads spends its time, and where Ctrl-C stops it.
 pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let filter = list_filter(&args.filter, args.limit)?;
     let backend = backend::open(&args.backend).await?;
@@ -96,7 +102,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Cuts a cell to `width` characters for the table.
-fn cell(s: &str, width: usize) -> String {
+pub(crate) fn cell(s: &str, width: usize) -> String {
     if s.chars().count() <= width {
         s.to_string()
     } else {

@@ -417,3 +417,88 @@ async fn ctrl_c_stops_an_export_between_events_and_says_how_far_it_got() {
         "says how far it got ({read}): {err}"
     );
 }
+
+/// A record a processor holds (PROCESSING, lease in the future) is not
+/// replayed: resetting it would let a second processor run its handlers at
+/// the same time. Single replay refuses with the lease's end; a filtered
+/// replay counts it as skipped and changes nothing.
+#[tokio::test]
+async fn replay_leaves_an_event_under_a_live_lease_alone() {
+    use webhooks_core::event::{Event, EventState};
+    use webhooks_core::ports::store::{Claim, EventStore, LeaseOutcome};
+    let wd = Workdir::new();
+    let now = webhooks_core::time::unix_now();
+    {
+        let db = webhooks_sqlite::SqliteBackend::open(&wd.db(), webhooks_sqlite::Durability::Normal).expect("db");
+        let store = db.store();
+        let event = Event {
+            provider: "gigstack".into(),
+            id: "evt_leased".into(),
+            event_type: "invoice.created".into(),
+            received_at: now,
+            payload: webhooks_core::payload::Payload::from_text(r#"{"id":"evt_leased"}"#.to_string()),
+            request_id: None,
+        };
+        let claim = Claim {
+            event: &event,
+            state: EventState::Received,
+            now,
+            lease_secs: 60,
+            ttl_secs: 86_400,
+        };
+        store.claim(claim).await.expect("claim");
+        let leased = store.lease(&event, now, 3_600, 86_400).await.expect("lease");
+        assert!(matches!(leased, LeaseOutcome::Leased(_)), "{leased:?}");
+    }
+
+    let refused = run(&wd, &["replay", "gigstack", "evt_leased"]);
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    assert!(
+        stderr(&refused).contains("gigstack#evt_leased is being processed (lease until"),
+        "{}",
+        stderr(&refused)
+    );
+
+    let preview = run(&wd, &["replay", "--status", "PROCESSING"]);
+    assert!(
+        stdout(&preview)
+            .contains("1 event(s) match: 0 would be replayed; 0 would be skipped (DONE), 1 (being processed)"),
+        "{}",
+        stdout(&preview)
+    );
+    let filtered = run(&wd, &["replay", "--status", "PROCESSING", "--yes"]);
+    assert!(filtered.status.success(), "{filtered:?}");
+    assert!(
+        stdout(&filtered).contains("moved 0; skipped 1 (0 DONE, 1 being processed, 0 gone); failed 0"),
+        "{}",
+        stdout(&filtered)
+    );
+    let record = show(&wd, "gigstack", "evt_leased").expect("shown");
+    assert_eq!(
+        (record["state"].as_str(), record["attempts"].as_u64()),
+        (Some("PROCESSING"), Some(1)),
+        "untouched: {record}"
+    );
+}
+
+/// A bare `replay` never means "everything", and one event by id cannot be
+/// mixed with filters or the dead-letter queue.
+#[test]
+fn replay_needs_an_event_the_dead_letters_or_a_filter() {
+    let wd = Workdir::new();
+    let bare = run(&wd, &["replay"]);
+    assert_eq!(bare.status.code(), Some(2), "{bare:?}");
+    assert!(stderr(&bare).contains("--dead-letter, or filters"), "{}", stderr(&bare));
+    let mixed = run(&wd, &["replay", "gigstack", "evt_1", "--status", "FAILED"]);
+    assert_eq!(mixed.status.code(), Some(2), "{mixed:?}");
+    assert!(stderr(&mixed).contains("cannot be used with"), "{}", stderr(&mixed));
+    let both = run(&wd, &["replay", "--dead-letter", "--type", "invoice.created"]);
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    let bad = run(&wd, &["replay", "--since", "yesterday"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(
+        stderr(&bad).contains("--since `yesterday` is not a time"),
+        "{}",
+        stderr(&bad)
+    );
+}

@@ -326,7 +326,13 @@ async fn secrets_never_appear_in_logs_responses_or_records() {
 }
 
 /// `GET /metrics` after a known sequence: one accepted, one duplicate, one
-/// bad signature, one unknown provider, one handler that fails for good.
+/// bad signature, one unknown provider, one handler that fails for good, one
+/// that fails retryably (a 503) and then succeeds.
+///
+/// `in_flight_total` (a 409 to a copy that arrives while the first is still
+/// RECEIVED) is not asserted: the embedded backend claims and enqueues in one
+/// transaction, so no other request ever sees a RECEIVED record and the 409
+/// cannot happen here; the AWS backend's claim-then-enqueue can produce it.
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_deliveries() {
     let sink = Sink::start().await;
@@ -353,6 +359,11 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     let unknown = client.post(serve.url("made-up")).body("{}").send().await.expect("post");
     assert_eq!(unknown.status().as_u16(), 404);
     wait_for_state(&wd, "gigstack", "evt_metrics_2", "FAILED", WAIT).await;
+    // Only after the others are settled, so the 503 is this event's.
+    sink.plan(&[503], 200);
+    let retried = gigstack_body("evt_metrics_4", "invoice.created");
+    assert_eq!(post_gigstack(&client, &serve, &retried).await.0, 200);
+    wait_for_state(&wd, "gigstack", "evt_metrics_4", "DONE", WAIT).await;
 
     let base = serve.url("x");
     let metrics_url = format!("{}/metrics", base.split("/webhooks/").next().expect("base"));
@@ -371,7 +382,7 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no series {series} in:\n{text}"))
     };
-    assert_eq!(value(r#"accepted_total{provider="gigstack"}"#), 2.0);
+    assert_eq!(value(r#"accepted_total{provider="gigstack"}"#), 3.0);
     assert_eq!(value(r#"duplicate_total{provider="gigstack"}"#), 1.0);
     assert_eq!(
         value(r#"rejected_total{provider="gigstack",reason="invalid_signature"}"#),
@@ -383,7 +394,16 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     );
     assert_eq!(
         value(r#"handler_succeeded_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
+        2.0
+    );
+    assert_eq!(
+        value(r#"handler_retried_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
         1.0
+    );
+    assert_eq!(
+        value(r#"handler_latency_seconds_count{handler="gigstack.notify_invoice_created"}"#),
+        4.0,
+        "one timing per run: succeeded, failed, retried, succeeded"
     );
     assert_eq!(
         value(r#"handler_failed_total{provider="gigstack",handler="gigstack.notify_invoice_created"}"#),
@@ -392,8 +412,8 @@ async fn metrics_count_a_known_sequence_of_deliveries() {
     assert_eq!(value(r#"dead_lettered_total{provider="gigstack"}"#), 1.0);
     assert_eq!(value("dead_letters"), 1.0);
     assert_eq!(value("queue_depth"), 0.0);
-    assert!(value(r#"ingest_latency_seconds_count{provider="gigstack"}"#) >= 4.0);
-    assert_eq!(value(r#"event_age_seconds_count{provider="gigstack"}"#), 1.0);
+    assert!(value(r#"ingest_latency_seconds_count{provider="gigstack"}"#) >= 5.0);
+    assert_eq!(value(r#"event_age_seconds_count{provider="gigstack"}"#), 2.0);
     assert!(!text.contains("made-up"), "a made-up path never becomes a label");
 }
 
@@ -462,7 +482,9 @@ async fn export_writes_json_lines_and_a_redrive_ends_with_its_counts() {
     assert!(redrive.status.success(), "{redrive:?}");
     assert!(text.contains("replayed gigstack#evt_export_1"), "{text}");
     assert!(
-        text.contains("moved 1; skipped 0 (DONE meanwhile, discarded), 0 (being processed), 0 (store unavailable)"),
+        text.contains(
+            "moved 1; skipped 0 (0 DONE meanwhile, discarded; 0 being processed); failed 0 (0 store unavailable, 0 queue error)"
+        ),
         "{text}"
     );
 }

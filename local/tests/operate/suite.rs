@@ -147,12 +147,71 @@ pub async fn run(d: &impl Deployment, sink: &Sink) {
     assert_eq!(lines[0]["payload"]["id"], "evt_op_refused");
     assert!(String::from_utf8_lossy(&export.stderr).contains("exported 1 event(s)"));
 
-    // Dead letters: listed with why.
+    // Dead letters: listed with why, when, and the filters of `events list`.
     let letters = stdout(&d.cli(&["dead-letters", "list"]));
     assert!(
-        letters.contains("gigstack#evt_op_refused") && letters.contains("400") && letters.contains("1 dead letter(s)"),
+        letters.starts_with("RECEIVED (UTC)  ")
+            && letters.contains("UPDATED (UTC)")
+            && letters.contains("gigstack#evt_op_refused")
+            && letters.contains("400")
+            && letters.contains("1 dead letter(s)"),
         "{letters}"
     );
+    let row = letters.lines().nth(1).unwrap_or_default();
+    assert_eq!(
+        row.split_whitespace()
+            .take(2)
+            .filter(|t| t.len() == 20 && t.contains('T') && t.ends_with('Z'))
+            .count(),
+        2,
+        "received and updated in UTC ISO-8601: {letters}"
+    );
+    let letters = json_lines(&d.cli(&["dead-letters", "list", "--json"]));
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(
+        (
+            &letter["provider"],
+            &letter["id"],
+            &letter["type"],
+            &letter["state"],
+            &letter["attempts"]
+        ),
+        (
+            &serde_json::json!("gigstack"),
+            &serde_json::json!("evt_op_refused"),
+            &serde_json::json!("invoice.created"),
+            &serde_json::json!("FAILED"),
+            &serde_json::json!(1)
+        ),
+        "{letter}"
+    );
+    assert!(letter["reason"].as_str().is_some_and(|r| r.contains("400")), "{letter}");
+    assert!(
+        letter["updated"].as_str().is_some_and(|t| t.ends_with('Z')) && letter["received_at"].is_i64(),
+        "{letter}"
+    );
+    assert_eq!(
+        ids(&d.cli(&[
+            "dead-letters",
+            "list",
+            "--json",
+            "--provider",
+            "gigstack",
+            "--type",
+            "invoice.created",
+            "--since",
+            "2020-01-01",
+            "--limit",
+            "5"
+        ])),
+        ["evt_op_refused"]
+    );
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--type", "order.shipped"])).is_empty());
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--provider", "piriod"])).is_empty());
+    assert!(ids(&d.cli(&["dead-letters", "list", "--json", "--limit", "0"])).is_empty());
+    let later = stdout(&d.cli(&["dead-letters", "list", "--since", "2999-01-01"]));
+    assert!(later.contains("empty (for these filters)"), "{later}");
 
     // Replay's refusals: a DONE event, an unknown one.
     let refused = d.cli(&["replay", "gigstack", "evt_op_done"]);
@@ -166,7 +225,10 @@ pub async fn run(d: &impl Deployment, sink: &Sink) {
     let text = stdout(&redrive);
     assert!(redrive.status.success(), "{redrive:?}");
     assert!(text.contains("replayed gigstack#evt_op_refused"), "{text}");
-    assert!(text.contains("moved 1; skipped 0"), "{text}");
+    assert!(
+        text.contains("moved 1; skipped 0 (0 DONE meanwhile, discarded; 0 being processed); failed 0"),
+        "{text}"
+    );
     let after = settle(d, "evt_op_refused", "DONE").await;
     assert_eq!(after["attempts"], 1, "a replay starts the count again: {after}");
     assert!(
@@ -186,5 +248,58 @@ pub async fn run(d: &impl Deployment, sink: &Sink) {
         2,
         "each handled event had one effect: {:?}",
         sink.effects()
+    );
+
+    // A filtered replay: a second dead letter, then everything of one type.
+    sink.plan(&[400], 200);
+    assert_eq!(
+        d.deliver(&gigstack_body("evt_op_refused_again", "invoice.created"))
+            .await,
+        200
+    );
+    settle(d, "evt_op_refused_again", "FAILED").await;
+    // Without --yes: the count, and nothing changes.
+    let preview = d.cli(&["replay", "--status", "FAILED"]);
+    let text = stdout(&preview);
+    assert!(preview.status.success(), "{preview:?}");
+    assert!(
+        text.contains("1 event(s) match: 1 would be replayed") && text.contains("run again with --yes"),
+        "{text}"
+    );
+    assert_eq!(show(d, "evt_op_refused_again").expect("shown")["state"], "FAILED");
+    assert!(stdout(&d.cli(&["dead-letters", "list"])).contains("gigstack#evt_op_refused_again"));
+    let preview = stdout(&d.cli(&["replay", "--provider", "gigstack", "--type", "invoice.created"]));
+    assert!(
+        preview.contains("3 event(s) match: 1 would be replayed; 2 would be skipped (DONE)"),
+        "{preview}"
+    );
+    // With --yes: the DONE ones are skipped, the FAILED one leaves the dead
+    // letters (moved, not copied) and runs once more.
+    let filtered = d.cli(&[
+        "replay",
+        "--provider",
+        "gigstack",
+        "--type",
+        "invoice.created",
+        "--since",
+        "2020-01-01",
+        "--yes",
+    ]);
+    let text = stdout(&filtered);
+    assert!(filtered.status.success(), "{filtered:?}");
+    assert!(text.contains("replayed gigstack#evt_op_refused_again"), "{text}");
+    assert!(text.contains("skipped gigstack#evt_op_done: DONE"), "{text}");
+    assert!(
+        text.contains("moved 1; skipped 2 (2 DONE, 0 being processed, 0 gone); failed 0"),
+        "{text}"
+    );
+    assert!(stdout(&d.cli(&["dead-letters", "list"])).contains("empty"));
+    let after = settle(d, "evt_op_refused_again", "DONE").await;
+    assert_eq!(after["attempts"], 1, "{after}");
+    assert_eq!(sink.effects().len(), 3, "the DONE ones ran no handler again");
+    let nothing = d.cli(&["replay", "--since", "2999-01-01", "--yes"]);
+    assert!(
+        nothing.status.success() && stdout(&nothing).contains("moved 0; skipped 0"),
+        "{nothing:?}"
     );
 }

@@ -83,7 +83,8 @@ pub async fn redrive_dead_letters(
     now: i64,
 ) -> Result<Vec<EventKey>, QueueError> {
     Ok(redrive_dead_letters_observed(store, queue, max, now, &Unobserved)
-        .await?
+        .await
+        .map_err(|failed| failed.source)?
         .moved)
 }
 
@@ -122,8 +123,24 @@ pub struct RedriveSummary {
     pub discarded_done: usize,
     pub kept_busy: usize,
     pub kept_unavailable: usize,
+    /// Dead letters the queue failed on: the redrive stopped at that error
+    /// (see [`RedriveFailed`]). The record may already be QUEUED; its dead
+    /// letter, if still parked, moves at the next redrive.
+    pub failed: Vec<EventKey>,
     /// The observer asked to stop before every dead letter was seen.
     pub stopped: bool,
+}
+
+/// A redrive the queue stopped part-way: what was done up to the error, so
+/// an operator is told of the moves that did happen.
+#[derive(Debug, thiserror::Error)]
+#[error("{source}")]
+pub struct RedriveFailed {
+    /// The counts up to the error; the dead letter the queue failed on is in
+    /// `failed`, not in `moved` or `discarded_done`.
+    pub summary: RedriveSummary,
+    #[source]
+    pub source: QueueError,
 }
 
 /// [`redrive_dead_letters`], telling `observer` of each dead letter and
@@ -135,18 +152,42 @@ pub async fn redrive_dead_letters_observed(
     max: usize,
     now: i64,
     observer: &dyn RedriveObserver,
-) -> Result<RedriveSummary, QueueError> {
+) -> Result<RedriveSummary, RedriveFailed> {
     let gate = RequeueFirst {
         store,
         now,
         observer,
         summary: std::sync::Mutex::new(RedriveSummary::default()),
+        unconfirmed: std::sync::Mutex::new(None),
     };
-    queue.redrive(max, &gate).await?;
-    Ok(gate
-        .summary
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner))
+    let outcome = queue.redrive(max, &gate).await;
+    let mut summary = std::mem::take(&mut *gate.summary());
+    match outcome {
+        Ok(_) => Ok(summary),
+        Err(source) => {
+            // The queue acts on a decision before it asks for the next one,
+            // so only the last Send or Discard can be the one it failed on
+            // (or the read after it: then it is counted failed though it
+            // moved, the safe side of not knowing).
+            let unconfirmed = gate
+                .unconfirmed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            match unconfirmed {
+                Some(RedriveStep::Moved(key)) => {
+                    summary.moved.retain(|k| *k != key);
+                    summary.failed.push(key);
+                }
+                Some(RedriveStep::DiscardedDone(key)) => {
+                    summary.discarded_done = summary.discarded_done.saturating_sub(1);
+                    summary.failed.push(key);
+                }
+                _ => {}
+            }
+            Err(RedriveFailed { summary, source })
+        }
+    }
 }
 
 /// Removes up to `max` dead letters for good: each FAILED record is deleted,
@@ -221,11 +262,19 @@ struct RequeueFirst<'a> {
     now: i64,
     observer: &'a dyn RedriveObserver,
     summary: std::sync::Mutex<RedriveSummary>,
+    /// The last Send or Discard the queue has not yet confirmed by asking
+    /// about the next dead letter (or by returning).
+    unconfirmed: std::sync::Mutex<Option<RedriveStep>>,
 }
 
 #[async_trait]
 impl RedriveGate for RequeueFirst<'_> {
     async fn decide(&self, event: &Event) -> Redrive {
+        // Asked again: the queue carried out the previous decision.
+        self.unconfirmed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         {
             let mut summary = self.summary();
             if summary.stopped || self.observer.should_stop() {
@@ -255,6 +304,12 @@ impl RedriveGate for RequeueFirst<'_> {
         };
         drop(summary);
         self.observer.step(&step);
+        if decision != Redrive::Keep {
+            *self
+                .unconfirmed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(step);
+        }
         decision
     }
 }

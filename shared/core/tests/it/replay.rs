@@ -3,7 +3,7 @@
 use std::time::Duration;
 use webhooks_core::event::{Event, EventKey, EventState};
 use webhooks_core::pipeline::replay::*;
-use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::queue::{DeadLetter, Queue, QueueError, ReceivedMessage, Redrive, RedriveGate};
 use webhooks_core::ports::store::EventStore;
 use webhooks_core::ports::store::{LeaseOutcome, Settlement};
 use webhooks_testkit::fixtures::claim_as;
@@ -131,4 +131,89 @@ async fn replaying_an_ignored_event_sends_it_from_its_record() {
     let got = queue.receive(10, Duration::from_secs(30)).await.expect("receive");
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].event.payload.as_str(), ev.payload.as_str());
+}
+
+/// A queue whose redrive fails on its `fail_on`-th move (after the gate has
+/// reset that record), as SQS does when it goes away part-way.
+struct FailsOnMove {
+    inner: MemoryQueue,
+    fail_on: usize,
+}
+
+#[async_trait::async_trait]
+impl Queue for FailsOnMove {
+    async fn send(&self, events: &[&Event]) -> Result<(), QueueError> {
+        self.inner.send(events).await
+    }
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<ReceivedMessage>, QueueError> {
+        self.inner.receive(max, visibility).await
+    }
+    async fn ack(&self, message: &ReceivedMessage) -> Result<(), QueueError> {
+        self.inner.ack(message).await
+    }
+    async fn retry_after(&self, message: &ReceivedMessage, delay: Duration) -> Result<(), QueueError> {
+        self.inner.retry_after(message, delay).await
+    }
+    async fn retry_fresh(&self, message: &ReceivedMessage, delay: Duration) -> Result<(), QueueError> {
+        self.inner.retry_fresh(message, delay).await
+    }
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str) -> Result<(), QueueError> {
+        self.inner.dead_letter(message, reason).await
+    }
+    async fn dead_letters(&self, max: usize) -> Result<Vec<DeadLetter>, QueueError> {
+        self.inner.dead_letters(max).await
+    }
+    async fn redrive(&self, _max: usize, gate: &dyn RedriveGate) -> Result<Vec<Event>, QueueError> {
+        let mut moved = Vec::new();
+        for letter in self.inner.dead_letters(usize::MAX).await? {
+            if gate.decide(&letter.event).await == Redrive::Send {
+                if moved.len() + 1 == self.fail_on {
+                    return Err(QueueError::Unavailable("queue went away".into()));
+                }
+                moved.push(letter.event);
+            }
+        }
+        Ok(moved)
+    }
+}
+
+struct Quiet;
+
+impl RedriveObserver for Quiet {
+    fn step(&self, _: &RedriveStep) {}
+}
+
+#[tokio::test]
+async fn a_redrive_the_queue_stops_part_way_keeps_its_counts_and_names_the_failed_one() {
+    let (store, inner) = (MemoryStore::new(), MemoryQueue::new());
+    for id in ["e1", "e2", "e3"] {
+        settled(&store, &inner, &event("p", id, "t"), EventState::Failed).await;
+    }
+    let order: Vec<EventKey> = inner
+        .dead_letters(10)
+        .await
+        .expect("list")
+        .iter()
+        .map(|l| l.event.key())
+        .collect();
+    let queue = FailsOnMove { inner, fail_on: 2 };
+    let failed = redrive_dead_letters_observed(&store, &queue, 10, 200, &Quiet)
+        .await
+        .expect_err("the queue failed");
+    assert_eq!(failed.summary.moved, vec![order[0].clone()]);
+    assert_eq!(failed.summary.failed, vec![order[1].clone()]);
+    assert_eq!(failed.source.to_string(), "queue unavailable: queue went away");
+    let state = |k: &EventKey| {
+        let k = k.clone();
+        let store = &store;
+        async move { store.get(&k).await.expect("get").expect("record").state }
+    };
+    assert_eq!(state(&order[2]).await, EventState::Failed, "not reached: untouched");
+    assert_eq!(
+        redrive_dead_letters(&store, &queue.inner, 10, 201)
+            .await
+            .expect("redrive"),
+        order,
+        "the next redrive moves every one still parked"
+    );
 }
