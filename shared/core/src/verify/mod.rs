@@ -494,6 +494,10 @@ mod tests {
             let value: toml::Value = toml::from_str(block).unwrap_or_else(|e| panic!("{block}: {e}"));
             let providers = value.get("providers").and_then(|p| p.as_table()).expect("providers");
             for (name, table) in providers {
+                let table = table.as_table().expect("a provider table");
+                let table = toml::Value::Table(
+                    crate::provider::presets::expand(name, table).unwrap_or_else(|e| panic!("{name}: {e}")),
+                );
                 let config: crate::provider::ProviderConfig =
                     table.clone().try_into().unwrap_or_else(|e| panic!("{name}: {e}"));
                 round_trip(&config.verifier, &AnySecret);
