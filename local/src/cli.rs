@@ -40,6 +40,20 @@ pub enum Command {
     /// List the dead letters, or discard them for good.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// List the provider presets with their scheme, or show one expanded.
+    Presets(PresetsArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PresetsArgs {
+    #[command(subcommand)]
+    pub command: Option<PresetsCommand>,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum PresetsCommand {
+    /// Print a preset's provider table, as `preset = NAME` expands to.
+    Show { name: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,6 +3,7 @@
 mod dead_letters;
 mod events;
 mod metrics;
+mod presets;
 mod replay;
 mod serve;
 mod sign;
@@ -27,5 +28,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => replay::run(args).await,
         Command::DeadLetters(DeadLettersCommand::List(args)) => dead_letters::list(args).await,
         Command::DeadLetters(DeadLettersCommand::Discard(args)) => dead_letters::discard(args).await,
+        Command::Presets(args) => presets::run(args),
     }
 }

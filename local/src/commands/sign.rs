@@ -69,6 +69,9 @@ fn sign_body(
 ) -> anyhow::Result<(Signed, BodyFormat)> {
     let config = context::load_config(config_args)?;
     let provider = context::provider(&config, name)?;
+    if !provider.verifier.can_sign() {
+        anyhow::bail!("provider {name} verifies a public-key signature: only the sender's private key can sign for it");
+    }
     let format = config
         .enabled_providers()
         .get(name)

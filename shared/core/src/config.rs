@@ -109,6 +109,7 @@ impl AppConfig {
             })?;
             merge(&mut base, top);
         }
+        expand_presets(&mut base)?;
         let config: AppConfig = toml::Value::Table(base)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
@@ -137,6 +138,21 @@ impl AppConfig {
             .map(|(n, e)| (n.clone(), e.config.clone()))
             .collect()
     }
+}
+
+/// Replaces every provider table that names a `preset` with its expansion
+/// (see [`crate::provider::presets`]), after the user's file is merged over
+/// the built-in one, so a preset may be named in either.
+fn expand_presets(base: &mut toml::Table) -> Result<(), ConfigError> {
+    let Some(toml::Value::Table(providers)) = base.get_mut("providers") else {
+        return Ok(());
+    };
+    for (name, value) in providers.iter_mut() {
+        if let toml::Value::Table(table) = value {
+            *table = crate::provider::presets::expand(name, table).map_err(ConfigError::Invalid)?;
+        }
+    }
+    Ok(())
 }
 
 /// Merges `top` into `base`: tables recursively, anything else replaced.
@@ -184,6 +200,31 @@ mod tests {
         assert_eq!(c.retry.base_delay_ms, 2000);
         let on = c.enabled_providers();
         assert!(on.contains_key("custom") && on.contains_key("gigstack") && !on.contains_key("piriod"));
+    }
+
+    #[test]
+    fn a_preset_in_the_user_file_expands_and_an_unknown_one_is_refused() {
+        let c = AppConfig::from_overlay(Some((
+            "test",
+            r#"
+            [providers.gh]
+            preset = "github"
+            secrets = ["env:GH_SECRET"]
+            [providers.gh.handlers]
+            push = ["x"]
+            "#,
+        )))
+        .unwrap();
+        let gh = &c.enabled_providers()["gh"];
+        assert_eq!(gh.event_id, ["header:X-GitHub-Delivery"]);
+        assert_eq!(gh.handlers["push"], ["x"]);
+        let e = AppConfig::from_overlay(Some(("t", "[providers.x]\npreset = \"nope\"\nsecrets = [\"env:A\"]")))
+            .unwrap_err();
+        assert!(matches!(e, ConfigError::Invalid(_)), "{e}");
+        assert!(
+            e.to_string().contains("unknown preset \"nope\"") && e.to_string().contains("github"),
+            "{e}"
+        );
     }
 
     #[test]

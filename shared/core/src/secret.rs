@@ -74,6 +74,10 @@ pub enum SecretError {
     NoneConfigured,
     #[error("secret {name} could not be read: {reason}")]
     Source { name: String, reason: String },
+    /// A public key reference resolved, but to no key of the scheme's kind
+    /// (`reason` says which kind, never the text).
+    #[error("key {name} is {reason}")]
+    BadKey { name: String, reason: String },
     /// A credential setting holds a literal; `reason` describes it safely.
     #[error("handlers.{setting} must be a secret reference (env:NAME, secretsmanager:NAME or ssm:NAME), not a value ({reason})")]
     Setting { setting: String, reason: String },

@@ -3,6 +3,7 @@
 //! a [`Provider`] that turns a verified request into events.
 
 pub mod extract;
+pub mod presets;
 pub mod scan;
 
 use crate::payload::Payload;

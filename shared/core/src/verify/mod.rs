@@ -12,6 +12,7 @@ mod token;
 pub mod github;
 pub mod mercado_pago;
 pub mod meta;
+pub mod public_key;
 pub mod shopify;
 pub mod slack;
 pub mod standard_webhooks;
@@ -22,6 +23,7 @@ pub use github::{GithubConfig, GithubVerifier};
 pub use hmac_scheme::{hmac, verify_any, Algorithm, Encoding, HmacConfig, HmacVerifier, MAX_MAC_BYTES};
 pub use mercado_pago::{MercadoPagoConfig, MercadoPagoVerifier};
 pub use meta::{MetaConfig, MetaVerifier};
+pub use public_key::{Ping, PublicKeyConfig, PublicKeyVerifier};
 pub use shopify::{ShopifyConfig, ShopifyVerifier};
 pub use slack::{SlackConfig, SlackVerifier};
 pub use standard_webhooks::{StandardWebhooksConfig, StandardWebhooksVerifier};
@@ -189,6 +191,12 @@ pub trait Verifier: Send + Sync + Debug {
     /// (current) secret.
     fn sign(&self, input: &SignInput<'_>) -> Signed;
 
+    /// False for public-key schemes: only the sender holds the private key,
+    /// so `sign` cannot make a valid delivery and `webhooks sign` says so.
+    fn can_sign(&self) -> bool {
+        true
+    }
+
     /// True for schemes that sign the public URL (Twilio): only for them
     /// does ingest rebuild it, so the others pay nothing for it.
     fn signs_url(&self) -> bool {
@@ -226,6 +234,11 @@ pub enum VerifierConfig {
     MercadoPago(MercadoPagoConfig),
     /// Twilio's `X-Twilio-Signature` over the public URL (and form parameters).
     Twilio(TwilioConfig),
+    /// Ed25519 over an optional timestamp header + body (Discord).
+    Ed25519(PublicKeyConfig),
+    /// ECDSA P-256 / SHA-256 over an optional timestamp header + body
+    /// (SendGrid's Event Webhook).
+    EcdsaP256(PublicKeyConfig),
 }
 
 impl VerifierConfig {
@@ -234,6 +247,7 @@ impl VerifierConfig {
     pub fn check(&self) -> Result<(), String> {
         match self {
             VerifierConfig::Hmac(c) => c.check(),
+            VerifierConfig::Ed25519(c) | VerifierConfig::EcdsaP256(c) => c.check(),
             _ => Ok(()),
         }
     }
@@ -264,6 +278,12 @@ impl VerifierConfig {
                 Box::new(MercadoPagoVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?))
             }
             VerifierConfig::Twilio(c) => Box::new(TwilioVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Ed25519(c) => {
+                Box::new(PublicKeyVerifier::build(public_key::Algorithm::Ed25519, c, secrets)?)
+            }
+            VerifierConfig::EcdsaP256(c) => {
+                Box::new(PublicKeyVerifier::build(public_key::Algorithm::EcdsaP256, c, secrets)?)
+            }
         })
     }
 }
@@ -475,6 +495,10 @@ mod tests {
             let value: toml::Value = toml::from_str(block).unwrap_or_else(|e| panic!("{block}: {e}"));
             let providers = value.get("providers").and_then(|p| p.as_table()).expect("providers");
             for (name, table) in providers {
+                let table = table.as_table().expect("a provider table");
+                let table = toml::Value::Table(
+                    crate::provider::presets::expand(name, table).unwrap_or_else(|e| panic!("{name}: {e}")),
+                );
                 let config: crate::provider::ProviderConfig =
                     table.clone().try_into().unwrap_or_else(|e| panic!("{name}: {e}"));
                 round_trip(&config.verifier, &AnySecret);

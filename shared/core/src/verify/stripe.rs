@@ -21,6 +21,14 @@ pub struct StripeConfig {
     /// Seconds the timestamp may be off, both ways.
     #[serde(default = "default_tolerance")]
     pub tolerance_secs: i64,
+    /// The header carrying `t=...,v1=...`: `Stripe-Signature`, or another
+    /// sender's name for the same format (Fintoc's `Fintoc-Signature`).
+    #[serde(default = "default_header")]
+    pub header: String,
+}
+
+fn default_header() -> String {
+    SIGNATURE_HEADER.into()
 }
 
 /// A parsed `Stripe-Signature` value.
@@ -85,7 +93,7 @@ impl StripeVerifier {
 
 impl Verifier for StripeVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
-        let parsed = parse_header(req.require_header(SIGNATURE_HEADER)?)?;
+        let parsed = parse_header(req.require_header(&self.config.header)?)?;
         check_timestamp(parsed.timestamp, req.now, self.config.tolerance_secs)?;
         let t = parsed.timestamp.to_string();
         if verify_any(
@@ -105,7 +113,7 @@ impl Verifier for StripeVerifier {
         let t = input.now.to_string();
         let mac = hmac(Algorithm::Sha256, key, &[t.as_bytes(), b".", input.body]);
         Signed {
-            headers: vec![(SIGNATURE_HEADER.into(), format!("t={t},v1={}", hex::encode(mac)))],
+            headers: vec![(self.config.header.clone(), format!("t={t},v1={}", hex::encode(mac)))],
             query: vec![],
         }
     }
@@ -129,6 +137,7 @@ mod tests {
             StripeConfig {
                 secrets: vec![],
                 tolerance_secs: 300,
+                header: SIGNATURE_HEADER.into(),
             },
             secrets(keys),
         )
