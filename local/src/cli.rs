@@ -39,6 +39,9 @@ pub enum Command {
     /// List the dead letters, or discard them for good.
     #[command(subcommand)]
     DeadLetters(DeadLettersCommand),
+    /// Serve the console (the events page) on its own, on the local database
+    /// or a deployed stack (`--stack NAME`).
+    Console(ConsoleArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -163,6 +166,19 @@ pub struct ServeArgs {
     /// run processes the queue).
     #[arg(long)]
     pub no_process: bool,
+    /// Serve no console at /console. (On an address other than loopback the
+    /// console needs WEBHOOKS_CONSOLE_TOKEN, or stays off.)
+    #[arg(long)]
+    pub no_console: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// Address to serve the console on.
+    #[arg(long, env = "WEBHOOKS_CONSOLE_ADDR", default_value = "127.0.0.1:3001")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// `serve`'s arguments parsed alone, so a bare `webhooks` honours the same
@@ -181,7 +197,7 @@ pub struct SignArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// ReceivedMessage id, for schemes that sign one (default: random).
+    /// Delivery id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Public URL the delivery goes to, for schemes that sign the URL.
@@ -208,7 +224,7 @@ pub struct SendArgs {
     /// Body file (default: standard input).
     #[arg(long, short)]
     pub file: Option<PathBuf>,
-    /// ReceivedMessage id, for schemes that sign one (default: random).
+    /// Delivery id, for schemes that sign one (default: random).
     #[arg(long)]
     pub id: Option<String>,
     /// Content type of the body (default: what the provider reads: a form

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 mod cli;
+mod console;
 mod serve;
 mod support;
