@@ -61,6 +61,7 @@ fn layout(console: &Console, title: &str, body: Markup) -> Html<String> {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · webhooks console" }
                     link rel="stylesheet" href="/console/assets/console.css";
+                    link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml";
                     script src="/console/assets/console.js" defer {}
                 }
                 body data-rendered=(unix_now()) {
@@ -392,6 +393,7 @@ pub fn login_page(error: Option<&str>) -> Html<String> {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { "Log in · webhooks console" }
                     link rel="stylesheet" href="/console/assets/console.css";
+                    link rel="icon" href="/console/assets/favicon.svg" type="image/svg+xml";
                 }
                 body { main.login {
                     h1 { "webhooks console" }
