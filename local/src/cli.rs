@@ -42,6 +42,9 @@ pub enum Command {
     DeadLetters(DeadLettersCommand),
     /// List the provider presets with their scheme, or show one expanded.
     Presets(PresetsArgs),
+    /// Serve the console (the events page) on its own, on the local database
+    /// or a deployed stack (`--stack NAME`).
+    Console(ConsoleArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -192,6 +195,19 @@ pub struct ServeArgs {
     /// run processes the queue).
     #[arg(long)]
     pub no_process: bool,
+    /// Serve no console at /console. (On an address other than loopback the
+    /// console needs WEBHOOKS_CONSOLE_TOKEN, or stays off.)
+    #[arg(long)]
+    pub no_console: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ConsoleArgs {
+    /// Address to serve the console on.
+    #[arg(long, env = "WEBHOOKS_CONSOLE_ADDR", default_value = "127.0.0.1:3001")]
+    pub addr: SocketAddr,
+    #[command(flatten)]
+    pub backend: BackendArgs,
 }
 
 /// `serve`'s arguments parsed alone, so a bare `webhooks` honours the same

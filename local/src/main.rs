@@ -4,6 +4,7 @@
 mod backend;
 mod cli;
 mod commands;
+mod console;
 mod context;
 mod progress;
 

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+mod console;
 mod dead_letters;
 mod events;
 mod metrics;
@@ -29,5 +30,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::DeadLetters(DeadLettersCommand::List(args)) => dead_letters::list(args).await,
         Command::DeadLetters(DeadLettersCommand::Discard(args)) => dead_letters::discard(args).await,
         Command::Presets(args) => presets::run(args),
+        Command::Console(args) => console::run(args).await,
     }
 }

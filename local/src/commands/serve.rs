@@ -1,6 +1,7 @@
 //! `webhooks serve`: the router and the worker loop in one process.
 
 use crate::cli::ServeArgs;
+use crate::console::{self, Console};
 use crate::context;
 use anyhow::Context;
 use axum::serve::ListenerExt;
@@ -51,7 +52,24 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         )))
     };
 
-    let router = webhooks_core::http::router(app.ingest.clone()).merge(super::metrics::routes(metrics, db.queue()));
+    let mut router = webhooks_core::http::router(app.ingest.clone()).merge(super::metrics::routes(metrics, db.queue()));
+    if args.no_console {
+        println!("console: off (--no-console)");
+    } else {
+        match console::access(local) {
+            Ok(access) => {
+                let state = Console::new(
+                    db.store(),
+                    db.queue(),
+                    access,
+                    format!("SQLite {}", args.store.db.display()),
+                );
+                router = router.merge(console::router(Arc::new(state)));
+                println!("console: http://{local}/console");
+            }
+            Err(why) => println!("console: off ({why})"),
+        }
+    }
     // Answers are small and latency matters: no Nagle delay on them.
     let listener = listener.tap_io(|tcp| {
         if let Err(e) = tcp.set_nodelay(true) {
@@ -72,7 +90,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

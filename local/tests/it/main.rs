@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, dead_code)]
 
+mod browser;
 mod cli;
+mod console;
 mod serve;
 mod support;
