@@ -38,9 +38,17 @@ pub fn endpoint_for_test(test: &str) -> Option<String> {
 
 /// SDK configuration for an emulator at `endpoint_url`: fixed dummy
 /// credentials and region, so nothing about a real account is needed, and
-/// the same timeouts as the functions.
+/// the functions' retries with longer timeouts. The emulator is one Python
+/// process: on a busy machine it can take longer than the functions' 3 s to
+/// answer, and a create the SDK retried after a timed-out attempt that had
+/// in fact succeeded fails as "already exists".
 pub async fn sdk_config(endpoint_url: &str) -> SdkConfig {
-    let (retry, timeout) = resilience();
+    let (retry, _) = resilience();
+    let timeout = aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .operation_attempt_timeout(std::time::Duration::from_secs(20))
+        .operation_timeout(std::time::Duration::from_secs(60))
+        .build();
     let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "emulator");
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

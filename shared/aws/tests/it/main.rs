@@ -263,6 +263,7 @@ async fn secrets_are_prefetched_once_from_secrets_manager_and_ssm() {
         .expect("secret");
     c.ssm
         .put_parameter()
+        .overwrite(true)
         .name(&param)
         .value("tf-token-value")
         .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
@@ -346,6 +347,7 @@ async fn cold_start_reads_the_config_overlay_from_ssm_and_names_what_is_missing(
     let param = format!("/{name}/config");
     c.ssm
         .put_parameter()
+        .overwrite(true)
         .name(&param)
         .value("[retry]\nmax_attempts = 2\n")
         .r#type(aws_sdk_ssm::types::ParameterType::String)
