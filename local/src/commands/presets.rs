@@ -55,6 +55,7 @@ fn placeholder(need: &str) -> &'static str {
         "public_keys" => "PUBLIC_KEY",
         "verify_tokens" => "VERIFY_TOKEN",
         "passwords" => "PASSWORD",
+        "logins" => "LOGIN",
         _ => "SECRET",
     }
 }
