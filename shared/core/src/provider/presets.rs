@@ -142,9 +142,15 @@ pub fn expand(provider: &str, table: &toml::Table) -> Result<toml::Table, String
     let verifier = out.get("verifier").and_then(toml::Value::as_table);
     for need in &preset.needs {
         if verifier.is_none_or(|v| !v.contains_key(need)) {
-            return Err(format!(
-                "providers.{provider}: preset \"{name}\" needs {need} = [\"env:NAME\", ...] (references, not values)"
-            ));
+            // A need that is no reference (Openpay's user name, chosen by
+            // the user) is a plain verifier key.
+            return Err(if REFERENCE_KEYS.contains(&need.as_str()) {
+                format!(
+                    "providers.{provider}: preset \"{name}\" needs {need} = [\"env:NAME\", ...] (references, not values)"
+                )
+            } else {
+                format!("providers.{provider}: preset \"{name}\" needs verifier = {{ {need} = \"...\" }}")
+            });
         }
     }
     Ok(out)
@@ -234,6 +240,42 @@ mod tests {
     fn a_missing_reference_is_named() {
         let err = expand("gh", &table(r#"preset = "github""#)).expect_err("rejected");
         assert!(err.contains("needs secrets"), "{err}");
+        let err = expand(
+            "op",
+            &table(
+                r#"preset = "openpay"
+            passwords = ["env:P"]"#,
+            ),
+        )
+        .expect_err("rejected");
+        assert!(err.contains(r#"needs verifier = { username = "..." }"#), "{err}");
+        let ok = config(
+            r#"preset = "openpay"
+            passwords = ["env:P"]
+            verifier = { username = "openpay-hooks" }"#,
+        );
+        let crate::verify::VerifierConfig::BasicAuth(b) = &ok.verifier else {
+            panic!("{:?}", ok.verifier)
+        };
+        assert_eq!(
+            (b.username.as_str(), b.passwords.as_slice()),
+            ("openpay-hooks", &["env:P".to_string()][..])
+        );
+    }
+
+    /// Adds what `preset` needs to `t`: each reference key as a one-entry
+    /// list of `reference(need)`, each other key (a user name) as text in
+    /// the verifier table.
+    fn add_needs(t: &mut toml::Table, preset: &Preset, reference: impl Fn(&str) -> String) {
+        for need in &preset.needs {
+            if REFERENCE_KEYS.contains(&need.as_str()) {
+                t.insert(need.clone(), toml::Value::Array(vec![reference(need).into()]));
+            } else {
+                let mut v = toml::Table::new();
+                v.insert(need.clone(), "webhooks".into());
+                t.insert("verifier".into(), toml::Value::Table(v));
+            }
+        }
     }
 
     #[test]
@@ -253,9 +295,7 @@ mod tests {
             assert!(!preset.summary.is_empty() && !preset.scheme().is_empty(), "{name}");
             let mut t = toml::Table::new();
             t.insert("preset".into(), name.as_str().into());
-            for need in &preset.needs {
-                t.insert(need.clone(), toml::Value::Array(vec!["env:S".into()]));
-            }
+            add_needs(&mut t, preset, |_| "env:S".into());
             let expanded = expand("p", &t).unwrap_or_else(|e| panic!("{name}: {e}"));
             let c: ProviderConfig = toml::Value::Table(expanded)
                 .try_into()
@@ -279,8 +319,8 @@ mod tests {
         let mut t = toml::Table::new();
         t.insert("preset".into(), preset.into());
         let mut r = MapResolver::default();
+        add_needs(&mut t, &all()[preset], |need| format!("env:{need}"));
         for need in &all()[preset].needs {
-            t.insert(need.clone(), toml::Value::Array(vec![format!("env:{need}").into()]));
             r = r.with(need, value);
         }
         let c: ProviderConfig = toml::Value::Table(expand("p", &t).expect("expands"))
@@ -605,6 +645,18 @@ mod tests {
                 content_type: None,
                 id: "",
                 expected: &[("9xlgpyxqbzcl", "payment")],
+            },
+            Case {
+                preset: "openpay",
+                body: r#"{"type":"charge.succeeded","event_date":"2013-11-22T11:04:49-06:00","transaction":{"id":"tlxcm4vprtz74ap8kk5g","status":"completed","amount":100.0}}"#,
+                tampered: None,
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[(
+                    "charge.succeeded:tlxcm4vprtz74ap8kk5g:2013-11-22T11:04:49-06:00",
+                    "charge.succeeded",
+                )],
             },
         ]
     }
