@@ -306,6 +306,21 @@ mod tests {
         }
     }
 
+    /// The README's count and docs/senders.md's table follow presets.toml.
+    #[test]
+    fn the_docs_count_and_list_every_preset() {
+        let readme = include_str!("../../../../README.md");
+        let count = format!("lists the {} presets", all().len());
+        assert!(readme.contains(&count), "README.md should say \"{count}\"");
+        let senders = include_str!("../../../../docs/senders.md");
+        for name in all().keys() {
+            assert!(
+                senders.contains(&format!("\n| `{name}` |")),
+                "docs/senders.md has no row for {name}"
+            );
+        }
+    }
+
     use crate::verify::test_support::Owned;
     use crate::verify::{SignInput, Signed};
     use bytes::Bytes;

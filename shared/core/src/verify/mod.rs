@@ -545,12 +545,14 @@ mod tests {
         }
         let all = [
             "basic_auth",
+            "dlocal",
             "github",
             "hmac",
             "mercado_pago",
             "meta",
             "shopify",
             "slack",
+            "square",
             "standard_webhooks",
             "stripe",
             "token",
