@@ -209,7 +209,7 @@ pub trait Verifier: Send + Sync + Debug {
         true
     }
 
-    /// True for schemes that sign the public URL (Twilio): only for them
+    /// True for schemes that sign the public URL (Twilio, Square, HubSpot): only for them
     /// does ingest rebuild it, so the others pay nothing for it.
     fn signs_url(&self) -> bool {
         false
