@@ -33,8 +33,15 @@ fn show(name: &str) -> anyhow::Result<String> {
     let mut user = toml::Table::new();
     user.insert("preset".into(), name.into());
     for need in &preset.needs {
-        let var = format!("{}_{}", name.to_uppercase(), placeholder(need));
-        user.insert(need.clone(), toml::Value::Array(vec![format!("env:{var}").into()]));
+        if presets::REFERENCE_KEYS.contains(&need.as_str()) {
+            let var = format!("{}_{}", name.to_uppercase(), placeholder(need));
+            user.insert(need.clone(), toml::Value::Array(vec![format!("env:{var}").into()]));
+        } else {
+            // Not a reference (Openpay's user name): a value the user picks.
+            let mut verifier = toml::Table::new();
+            verifier.insert(need.clone(), format!("CHANGE_ME_{}", need.to_uppercase()).into());
+            user.insert("verifier".into(), toml::Value::Table(verifier));
+        }
     }
     let expanded = presets::expand(name, &user).map_err(anyhow::Error::msg)?;
     let mut root = toml::Table::new();
@@ -55,6 +62,7 @@ fn placeholder(need: &str) -> &'static str {
         "public_keys" => "PUBLIC_KEY",
         "verify_tokens" => "VERIFY_TOKEN",
         "passwords" => "PASSWORD",
+        "logins" => "LOGIN",
         _ => "SECRET",
     }
 }
@@ -63,7 +71,13 @@ fn needs(preset: &Preset) -> String {
     preset
         .needs
         .iter()
-        .map(|n| format!("{n} = [...]"))
+        .map(|n| {
+            if presets::REFERENCE_KEYS.contains(&n.as_str()) {
+                format!("{n} = [...]")
+            } else {
+                format!("verifier = {{ {n} = \"...\" }}")
+            }
+        })
         .collect::<Vec<_>>()
         .join(" and ")
 }
@@ -108,6 +122,13 @@ mod tests {
         assert!(show("sendgrid")
             .expect("known")
             .contains("public_keys = [\"env:SENDGRID_PUBLIC_KEY\"]"));
+        let openpay = show("openpay").expect("known");
+        assert!(
+            openpay.contains("CHANGE_ME_USERNAME")
+                && openpay.contains("env:OPENPAY_PASSWORD")
+                && openpay.contains(r#"verifier = { username = "..." }"#),
+            "{openpay}"
+        );
         let err = show("nope").expect_err("unknown");
         assert!(
             err.to_string().contains("known: ") && err.to_string().contains("stripe"),

@@ -250,6 +250,15 @@ async fn send_signs_for_every_verifier_scheme() {
             "legacy",
             r#"{ scheme = "basic_auth", username = "webhooks", passwords = ["env:T_LEGACY"] }"#,
         ),
+        ("square", r#"{ scheme = "square", secrets = ["env:T_SQUARE"] }"#),
+        ("paddle", r#"{ scheme = "paddle", secrets = ["env:T_PADDLE"] }"#),
+        ("hubspot", r#"{ scheme = "hubspot", secrets = ["env:T_HUBSPOT"] }"#),
+        ("zoom", r#"{ scheme = "zoom", secrets = ["env:T_ZOOM"] }"#),
+        (
+            "dlocal",
+            r#"{ scheme = "dlocal", secrets = ["env:T_DLOCAL"], logins = ["env:T_DLOCAL_LOGIN"] }"#,
+        ),
+        ("khipu", r#"{ scheme = "khipu", secrets = ["env:T_KHIPU"] }"#),
     ];
     let secrets = [
         ("T_SVIX", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
@@ -265,6 +274,13 @@ async fn send_signs_for_every_verifier_scheme() {
         ("T_INTERNAL", "tok"),
         ("T_APIKEY", "k"),
         ("T_LEGACY", "pw"),
+        ("T_SQUARE", "square-key"),
+        ("T_PADDLE", "pdl_ntfset_test"),
+        ("T_HUBSPOT", "hubspot-client-secret"),
+        ("T_ZOOM", "zoom-secret-token"),
+        ("T_DLOCAL", "dlocal-secret-key"),
+        ("T_DLOCAL_LOGIN", "dlocal-login"),
+        ("T_KHIPU", "khipu-secret"),
     ];
     let sink = Sink::start().await;
     let wd = Workdir::new();
@@ -273,9 +289,9 @@ async fn send_signs_for_every_verifier_scheme() {
         config.push_str(&format!(
             "\n[providers.{name}]\nverifier = {verifier}\nevent_id = \"body:/id\"\nevent_type = \"body:/type\"\n"
         ));
-        if name == "twilio" {
-            // Twilio signs the URL it calls: the public one, from configuration.
-            config.push_str(&format!("public_url = \"http://127.0.0.1:{port}/webhooks/twilio\"\n"));
+        if ["twilio", "square", "hubspot"].contains(&name) {
+            // These sign the URL they call: the public one, from configuration.
+            config.push_str(&format!("public_url = \"http://127.0.0.1:{port}/webhooks/{name}\"\n"));
         }
     }
     let config_path = wd.path("schemes.toml");

@@ -66,8 +66,9 @@ fn raw_hmac(key: &[u8], body: &[u8]) -> [u8; 32] {
 /// The schemes benchmarked, as a provider table would configure them: one
 /// entry per `VerifierConfig` variant (generic HMAC, token, basic auth,
 /// Standard Webhooks, Stripe, GitHub, Shopify, Slack, Meta, Mercado Pago,
-/// Twilio), so a scheme added there and not here is easy to spot.
-const SCHEMES: [(&str, &str); 11] = [
+/// Twilio, Square, Paddle, HubSpot, Zoom, dLocal, Khipu), so a scheme added
+/// there and not here is easy to spot.
+const SCHEMES: [(&str, &str); 17] = [
     (
         "gigstack_hmac",
         r#"{ scheme = "hmac", header = "X-Gigstack-Signature", secrets = ["env:S"] }"#,
@@ -94,6 +95,15 @@ const SCHEMES: [(&str, &str); 11] = [
         "basic_auth",
         r#"{ scheme = "basic_auth", username = "piriod", passwords = ["env:S"] }"#,
     ),
+    ("square", r#"{ scheme = "square", secrets = ["env:S"] }"#),
+    ("paddle", r#"{ scheme = "paddle", secrets = ["env:S"] }"#),
+    ("hubspot", r#"{ scheme = "hubspot", secrets = ["env:S"] }"#),
+    ("zoom", r#"{ scheme = "zoom", secrets = ["env:S"] }"#),
+    (
+        "dlocal",
+        r#"{ scheme = "dlocal", secrets = ["env:S"], logins = ["env:S"] }"#,
+    ),
+    ("khipu", r#"{ scheme = "khipu", secrets = ["env:S"] }"#),
 ];
 
 fn scheme_config(config: &str) -> VerifierConfig {
@@ -127,6 +137,12 @@ fn variant(config: &VerifierConfig) -> &'static str {
         VerifierConfig::Meta(_) => "meta",
         VerifierConfig::MercadoPago(_) => "mercado_pago",
         VerifierConfig::Twilio(_) => "twilio",
+        VerifierConfig::Square(_) => "square",
+        VerifierConfig::Paddle(_) => "paddle",
+        VerifierConfig::Hubspot(_) => "hubspot",
+        VerifierConfig::Zoom(_) => "zoom",
+        VerifierConfig::Dlocal(_) => "dlocal",
+        VerifierConfig::Khipu(_) => "khipu",
         // Not in SCHEMES: the bench signs with the verifier's own `sign`,
         // and a public-key verifier holds no private key to sign with.
         VerifierConfig::Ed25519(_) => "ed25519",

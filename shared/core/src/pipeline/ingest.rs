@@ -105,7 +105,7 @@ impl Ingest {
         let provider = self.route(inbound)?;
         let provider = provider.as_ref();
         let query = parse_query(inbound.query.as_deref());
-        // Only schemes that sign the URL (Twilio) need it rebuilt.
+        // Only schemes that sign the URL (Twilio, Square, HubSpot) need it rebuilt.
         let url = if provider.verifier.signs_url() {
             public_url(provider, inbound)
         } else {

@@ -20,7 +20,7 @@ pub const PRESETS_TOML: &str = include_str!("presets.toml");
 
 /// Keys of a provider table that are secret or key references and belong in
 /// the verifier: the user writes them beside `preset`, next to nothing else.
-pub const REFERENCE_KEYS: &[&str] = &["secrets", "public_keys", "verify_tokens", "passwords"];
+pub const REFERENCE_KEYS: &[&str] = &["secrets", "public_keys", "verify_tokens", "passwords", "logins"];
 
 /// One preset: its table and what the documentation says of it.
 #[derive(Debug, Clone)]
@@ -142,9 +142,15 @@ pub fn expand(provider: &str, table: &toml::Table) -> Result<toml::Table, String
     let verifier = out.get("verifier").and_then(toml::Value::as_table);
     for need in &preset.needs {
         if verifier.is_none_or(|v| !v.contains_key(need)) {
-            return Err(format!(
-                "providers.{provider}: preset \"{name}\" needs {need} = [\"env:NAME\", ...] (references, not values)"
-            ));
+            // A need that is no reference (Openpay's user name, chosen by
+            // the user) is a plain verifier key.
+            return Err(if REFERENCE_KEYS.contains(&need.as_str()) {
+                format!(
+                    "providers.{provider}: preset \"{name}\" needs {need} = [\"env:NAME\", ...] (references, not values)"
+                )
+            } else {
+                format!("providers.{provider}: preset \"{name}\" needs verifier = {{ {need} = \"...\" }}")
+            });
         }
     }
     Ok(out)
@@ -234,6 +240,42 @@ mod tests {
     fn a_missing_reference_is_named() {
         let err = expand("gh", &table(r#"preset = "github""#)).expect_err("rejected");
         assert!(err.contains("needs secrets"), "{err}");
+        let err = expand(
+            "op",
+            &table(
+                r#"preset = "openpay"
+            passwords = ["env:P"]"#,
+            ),
+        )
+        .expect_err("rejected");
+        assert!(err.contains(r#"needs verifier = { username = "..." }"#), "{err}");
+        let ok = config(
+            r#"preset = "openpay"
+            passwords = ["env:P"]
+            verifier = { username = "openpay-hooks" }"#,
+        );
+        let crate::verify::VerifierConfig::BasicAuth(b) = &ok.verifier else {
+            panic!("{:?}", ok.verifier)
+        };
+        assert_eq!(
+            (b.username.as_str(), b.passwords.as_slice()),
+            ("openpay-hooks", &["env:P".to_string()][..])
+        );
+    }
+
+    /// Adds what `preset` needs to `t`: each reference key as a one-entry
+    /// list of `reference(need)`, each other key (a user name) as text in
+    /// the verifier table.
+    fn add_needs(t: &mut toml::Table, preset: &Preset, reference: impl Fn(&str) -> String) {
+        for need in &preset.needs {
+            if REFERENCE_KEYS.contains(&need.as_str()) {
+                t.insert(need.clone(), toml::Value::Array(vec![reference(need).into()]));
+            } else {
+                let mut v = toml::Table::new();
+                v.insert(need.clone(), "webhooks".into());
+                t.insert("verifier".into(), toml::Value::Table(v));
+            }
+        }
     }
 
     #[test]
@@ -253,9 +295,7 @@ mod tests {
             assert!(!preset.summary.is_empty() && !preset.scheme().is_empty(), "{name}");
             let mut t = toml::Table::new();
             t.insert("preset".into(), name.as_str().into());
-            for need in &preset.needs {
-                t.insert(need.clone(), toml::Value::Array(vec!["env:S".into()]));
-            }
+            add_needs(&mut t, preset, |_| "env:S".into());
             let expanded = expand("p", &t).unwrap_or_else(|e| panic!("{name}: {e}"));
             let c: ProviderConfig = toml::Value::Table(expanded)
                 .try_into()
@@ -263,6 +303,21 @@ mod tests {
             if preset.needs.iter().all(|n| n != "public_keys") {
                 Provider::build(name, &c, &resolver).unwrap_or_else(|e| panic!("{name}: {e}"));
             }
+        }
+    }
+
+    /// The README's count and docs/senders.md's table follow presets.toml.
+    #[test]
+    fn the_docs_count_and_list_every_preset() {
+        let readme = include_str!("../../../../README.md");
+        let count = format!("lists the {} presets", all().len());
+        assert!(readme.contains(&count), "README.md should say \"{count}\"");
+        let senders = include_str!("../../../../docs/senders.md");
+        for name in all().keys() {
+            assert!(
+                senders.contains(&format!("\n| `{name}` |")),
+                "docs/senders.md has no row for {name}"
+            );
         }
     }
 
@@ -279,8 +334,8 @@ mod tests {
         let mut t = toml::Table::new();
         t.insert("preset".into(), preset.into());
         let mut r = MapResolver::default();
+        add_needs(&mut t, &all()[preset], |need| format!("env:{need}"));
         for need in &all()[preset].needs {
-            t.insert(need.clone(), toml::Value::Array(vec![format!("env:{need}").into()]));
             r = r.with(need, value);
         }
         let c: ProviderConfig = toml::Value::Table(expand("p", &t).expect("expands"))
@@ -540,6 +595,84 @@ mod tests {
                 id: "",
                 expected: &[("c2cc9b6e:717f2bfc:CONTACT:UPDATE:2017-06-21T01:15:39.902", "CONTACT")],
             },
+            Case {
+                preset: "square",
+                body: r#"{"merchant_id":"6SSW7HV8K2ST5","type":"payment.updated","event_id":"13b867cf-db3d-4b25-90d3-4d4b6ee4ee3e","created_at":"2020-02-06T22:14:30.000Z","data":{"type":"payment","id":"KkAkhdMsgzn59SM8A89WgKwekxLZY"}}"#,
+                tampered: Some(
+                    r#"{"merchant_id":"6SSW7HV8K2ST5","type":"payment.updated","event_id":"13b867cf-db3d-4b25-90d3-4d4b6ee4ee3f","created_at":"2020-02-06T22:14:30.000Z","data":{"type":"payment","id":"KkAkhdMsgzn59SM8A89WgKwekxLZY"}}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[("13b867cf-db3d-4b25-90d3-4d4b6ee4ee3e", "payment.updated")],
+            },
+            Case {
+                preset: "paddle",
+                body: r#"{"event_id":"evt_01hv8x2a5fgtbqjb9srbqjqbt1","event_type":"transaction.completed","occurred_at":"2023-11-14T22:13:20.000000Z","notification_id":"ntf_01hv8x2ac2wb6zsbe1s2a4s3yq","data":{"id":"txn_01hv8wptq8987qeep44cyrewp9","status":"completed"}}"#,
+                tampered: Some(
+                    r#"{"event_id":"evt_01hv8x2a5fgtbqjb9srbqjqbt1","event_type":"transaction.canceled","occurred_at":"2023-11-14T22:13:20.000000Z","notification_id":"ntf_01hv8x2ac2wb6zsbe1s2a4s3yq","data":{"id":"txn_01hv8wptq8987qeep44cyrewp9","status":"completed"}}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[("evt_01hv8x2a5fgtbqjb9srbqjqbt1", "transaction.completed")],
+            },
+            Case {
+                preset: "hubspot",
+                body: r#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321},{"eventId":2,"subscriptionId":12346,"portalId":62515,"occurredAt":1564113600001,"subscriptionType":"contact.deletion","attemptNumber":0,"objectId":124,"changeSource":"CRM","changeFlag":"DELETED","appId":54321}]"#,
+                tampered: Some(
+                    r#"[{"eventId":1,"subscriptionId":12345,"portalId":62515,"occurredAt":1564113600000,"subscriptionType":"contact.creation","attemptNumber":0,"objectId":123,"changeSource":"CRM","changeFlag":"NEW","appId":54321},{"eventId":2,"subscriptionId":12346,"portalId":62515,"occurredAt":1564113600001,"subscriptionType":"contact.deletion","attemptNumber":0,"objectId":125,"changeSource":"CRM","changeFlag":"DELETED","appId":54321}]"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[("1", "contact.creation"), ("2", "contact.deletion")],
+            },
+            Case {
+                preset: "zoom",
+                body: r#"{"event":"meeting.started","payload":{"account_id":"AAAAAABBBB","object":{"id":"1234567890","topic":"My Meeting"}},"event_ts":1635885799302}"#,
+                tampered: Some(
+                    r#"{"event":"meeting.started","payload":{"account_id":"AAAAAABBBB","object":{"id":"1234567891","topic":"My Meeting"}},"event_ts":1635885799302}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[(SHA256_OF_LINEAR, "meeting.started")],
+            },
+            Case {
+                preset: "dlocal",
+                body: r#"{"id":"D-4-be8eda8c-5fe7-49dd-8058-4ddaac00611b","amount":72.00,"status":"PAID","status_detail":"The payment was paid.","status_code":"200","currency":"USD","country":"AR","order_id":"4m1OdghPUQtg","notification_url":"http://www.merchant.com/notifications","created_date":"2019-06-26T15:17:31.000+0000"}"#,
+                tampered: Some(
+                    r#"{"id":"D-4-be8eda8c-5fe7-49dd-8058-4ddaac00611b","amount":72.00,"status":"PAID","status_detail":"The payment was paid.","status_code":"200","currency":"USD","country":"AR","order_id":"4m1OdghPUQtg","notification_url":"http://www.attacker.com/notifications","created_date":"2019-06-26T15:17:31.000+0000"}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[("D-4-be8eda8c-5fe7-49dd-8058-4ddaac00611b:PAID", "PAID")],
+            },
+            Case {
+                preset: "khipu",
+                body: r#"{"payment_id":"9xlgpyxqbzcl","receiver_id":"985","transaction_id":"T-1","amount":"1000.0000","currency":"CLP","subject":"Order 1"}"#,
+                tampered: Some(
+                    r#"{"payment_id":"9xlgpyxqbzcl","receiver_id":"985","transaction_id":"T-1","amount":"9000.0000","currency":"CLP","subject":"Order 1"}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[("9xlgpyxqbzcl", "payment")],
+            },
+            Case {
+                preset: "openpay",
+                body: r#"{"type":"charge.succeeded","event_date":"2013-11-22T11:04:49-06:00","transaction":{"id":"tlxcm4vprtz74ap8kk5g","status":"completed","amount":100.0}}"#,
+                tampered: None,
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[(
+                    "charge.succeeded:tlxcm4vprtz74ap8kk5g:2013-11-22T11:04:49-06:00",
+                    "charge.succeeded",
+                )],
+            },
         ]
     }
 
@@ -645,6 +778,34 @@ mod tests {
             sw.verifier.verify(&o.req()),
             Ok(()),
             "the Standard Webhooks library's vector"
+        );
+
+        let square = preset_provider("square", "asdf1234");
+        let o = Owned::post(br#"{"hello":"world"}"#, 0)
+            .url("https://example.com/webhook")
+            .header(
+                "x-square-hmacsha256-signature",
+                "2kRE5qRU2tR+tBGlDwMEw2avJ7QM4ikPYD/PJ3bd9Og=",
+            );
+        assert_eq!(square.verifier.verify(&o.req()), Ok(()), "Square's sample vector");
+
+        let v: serde_json::Value =
+            serde_json::from_str(include_str!("../../tests/data/paddle_sdk_vector.json")).expect("json");
+        let text = |k: &str| v[k].as_str().expect(k);
+        let paddle = preset_provider("paddle", text("secret"));
+        let o =
+            Owned::post(text("body").as_bytes(), 1_700_000_002).header("Paddle-Signature", text("paddle_signature"));
+        assert_eq!(
+            paddle.verifier.verify(&o.req()),
+            Ok(()),
+            "paddle-python-sdk's signature"
+        );
+        assert_eq!(
+            ids_and_types(&paddle, &o, None),
+            [(
+                "evt_01hv8x2a5fgtbqjb9srbqjqbt1".to_string(),
+                "transaction.completed".to_string()
+            )]
         );
     }
 

@@ -9,27 +9,39 @@
 mod hmac_scheme;
 mod token;
 
+pub mod dlocal;
 pub mod github;
+pub mod hubspot;
+pub mod khipu;
 pub mod mercado_pago;
 pub mod meta;
+pub mod paddle;
 pub mod public_key;
 pub mod shopify;
 pub mod slack;
+pub mod square;
 pub mod standard_webhooks;
 pub mod stripe;
 pub mod twilio;
+pub mod zoom;
 
+pub use dlocal::{DlocalConfig, DlocalVerifier};
 pub use github::{GithubConfig, GithubVerifier};
 pub use hmac_scheme::{hmac, verify_any, Algorithm, Encoding, HmacConfig, HmacVerifier, MAX_MAC_BYTES};
+pub use hubspot::{HubspotConfig, HubspotVerifier};
+pub use khipu::{KhipuConfig, KhipuVerifier};
 pub use mercado_pago::{MercadoPagoConfig, MercadoPagoVerifier};
 pub use meta::{MetaConfig, MetaVerifier};
+pub use paddle::{PaddleConfig, PaddleVerifier};
 pub use public_key::{Ping, PublicKeyConfig, PublicKeyVerifier};
 pub use shopify::{ShopifyConfig, ShopifyVerifier};
 pub use slack::{SlackConfig, SlackVerifier};
+pub use square::{SquareConfig, SquareVerifier};
 pub use standard_webhooks::{StandardWebhooksConfig, StandardWebhooksVerifier};
 pub use stripe::{StripeConfig, StripeVerifier};
 pub use token::{matches_any, BasicAuthConfig, BasicAuthVerifier, KeyLocation, TokenConfig, TokenVerifier};
 pub use twilio::{TwilioConfig, TwilioVerifier};
+pub use zoom::{ZoomConfig, ZoomVerifier};
 
 use crate::secret::{Secret, SecretError, SecretResolver};
 use http::HeaderMap;
@@ -197,7 +209,7 @@ pub trait Verifier: Send + Sync + Debug {
         true
     }
 
-    /// True for schemes that sign the public URL (Twilio): only for them
+    /// True for schemes that sign the public URL (Twilio, Square, HubSpot): only for them
     /// does ingest rebuild it, so the others pay nothing for it.
     fn signs_url(&self) -> bool {
         false
@@ -234,6 +246,21 @@ pub enum VerifierConfig {
     MercadoPago(MercadoPagoConfig),
     /// Twilio's `X-Twilio-Signature` over the public URL (and form parameters).
     Twilio(TwilioConfig),
+    /// Square's `x-square-hmacsha256-signature` over the public URL and body.
+    Square(SquareConfig),
+    /// Paddle Billing's `Paddle-Signature: ts=...;h1=...`.
+    Paddle(PaddleConfig),
+    /// HubSpot's v3 `X-HubSpot-Signature-v3` over method, public URL, body
+    /// and millisecond timestamp.
+    Hubspot(HubspotConfig),
+    /// Zoom's `x-zm-signature: v0=...`, and its `endpoint.url_validation`
+    /// challenge.
+    Zoom(ZoomConfig),
+    /// dLocal's `Authorization: V2-HMAC-SHA256, Signature: ...` over
+    /// X-Login, X-Date and body.
+    Dlocal(DlocalConfig),
+    /// Khipu's v3 `x-khipu-signature: t=...,s=...`.
+    Khipu(KhipuConfig),
     /// Ed25519 over an optional timestamp header + body (Discord).
     Ed25519(PublicKeyConfig),
     /// ECDSA P-256 / SHA-256 over an optional timestamp header + body
@@ -278,6 +305,16 @@ impl VerifierConfig {
                 Box::new(MercadoPagoVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?))
             }
             VerifierConfig::Twilio(c) => Box::new(TwilioVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Square(c) => Box::new(SquareVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Paddle(c) => Box::new(PaddleVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Hubspot(c) => Box::new(HubspotVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Zoom(c) => Box::new(ZoomVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::Dlocal(c) => Box::new(DlocalVerifier::new(
+                c.clone(),
+                resolve_all(&c.secrets, secrets)?,
+                resolve_all(&c.logins, secrets)?,
+            )),
+            VerifierConfig::Khipu(c) => Box::new(KhipuVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
             VerifierConfig::Ed25519(c) => {
                 Box::new(PublicKeyVerifier::build(public_key::Algorithm::Ed25519, c, secrets)?)
             }
@@ -508,12 +545,14 @@ mod tests {
         }
         let all = [
             "basic_auth",
+            "dlocal",
             "github",
             "hmac",
             "mercado_pago",
             "meta",
             "shopify",
             "slack",
+            "square",
             "standard_webhooks",
             "stripe",
             "token",
@@ -541,6 +580,12 @@ mod tests {
             r#"verifier = { scheme = "meta", secrets = ["env:S"], verify_tokens = ["env:T"] }"#,
             r#"verifier = { scheme = "mercado_pago", secrets = ["env:S"] }"#,
             r#"verifier = { scheme = "twilio", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "square", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "paddle", secrets = ["env:S"], tolerance_secs = 30 }"#,
+            r#"verifier = { scheme = "hubspot", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "zoom", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "dlocal", secrets = ["env:S"], logins = ["env:T"] }"#,
+            r#"verifier = { scheme = "khipu", secrets = ["env:S"] }"#,
         ];
         for table in tables {
             let t: T = toml::from_str(table).unwrap_or_else(|e| panic!("{table}: {e}"));
@@ -550,6 +595,8 @@ mod tests {
             r#"verifier = { scheme = "github", secrets = ["env:S"], header = "X" }"#,
             r#"verifier = { scheme = "meta", secrets = ["env:S"] }"#,
             r#"verifier = { scheme = "mercadopago", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "dlocal", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "zoom", secrets = ["env:S"], tolerance_secs = 300 }"#,
         ] {
             assert!(toml::from_str::<T>(bad).is_err(), "{bad}");
         }

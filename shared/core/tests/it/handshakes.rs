@@ -1,7 +1,8 @@
 //! The senders' handshakes end to end, through the real router, pipelines
 //! and SQLite adapters: Meta's GET subscription check, Slack's signed
-//! `url_verification` challenge, and Twilio's signature over the public URL
-//! rebuilt from forwarded headers. Providers come from a TOML overlay whose
+//! `url_verification` challenge, Zoom's signed `endpoint.url_validation`,
+//! Twilio's signature over the public URL rebuilt from forwarded headers and
+//! Square's over the configured `public_url`. Providers come from a TOML overlay whose
 //! secrets are `env:` references resolved by the test's own map.
 
 use async_trait::async_trait;
@@ -26,6 +27,10 @@ const META_OLD_APP_SECRET: &str = "test-meta-old-app-secret-9d8e";
 const META_VERIFY_TOKEN: &str = "test-meta-verify-token-7f6e";
 const SLACK_SECRET: &str = "test-slack-signing-secret-2a1b";
 const TWILIO_TOKEN: &str = "test-twilio-auth-token-0c9d";
+const SQUARE_KEY: &str = "test-square-signature-key-5e4f";
+const ZOOM_SECRET: &str = "test-zoom-secret-token-8a7b";
+/// The notification URL saved in the Square subscription.
+const SQUARE_URL: &str = "https://hooks.example.com/square/notifications";
 
 /// The providers under test; every secret is a reference into [`secrets`].
 const OVERLAY: &str = r#"
@@ -50,6 +55,19 @@ format = "auto"
 event_id = ["body:/MessageSid", "?body:/MessageStatus"]
 event_type = ["body:/MessageStatus", "const:message"]
 handlers = { "*" = ["test.noop"] }
+
+# Square signs the subscription's URL, set here as public_url (the proxy
+# maps it to /webhooks/square).
+[providers.square]
+preset = "square"
+secrets = ["env:SQUARE_TEST"]
+public_url = "https://hooks.example.com/square/notifications"
+handlers = { "*" = ["test.noop"] }
+
+[providers.zoom]
+preset = "zoom"
+secrets = ["env:ZOOM_TEST"]
+handlers = { "*" = ["test.noop"] }
 "#;
 
 fn secrets() -> MapResolver {
@@ -58,6 +76,8 @@ fn secrets() -> MapResolver {
         .with("META_TEST_VERIFY_TOKEN", META_VERIFY_TOKEN)
         .with("SLACK_TEST", SLACK_SECRET)
         .with("TWILIO_TEST", TWILIO_TOKEN)
+        .with("SQUARE_TEST", SQUARE_KEY)
+        .with("ZOOM_TEST", ZOOM_SECRET)
 }
 
 /// A handler that does nothing, so routed events are queued.
@@ -110,7 +130,7 @@ impl Harness {
             reg.register("test.noop", Arc::new(Noop));
         })
         .expect("app builds");
-        for name in ["whatsapp", "slack", "twilio"] {
+        for name in ["whatsapp", "slack", "twilio", "square", "zoom"] {
             assert!(app.ingest.providers().get(name).is_some(), "{name} is served");
         }
         Self {
@@ -330,4 +350,87 @@ async fn twilio_is_verified_against_the_public_url_from_forwarded_headers() {
         1,
         "only the first delivery is recorded"
     );
+}
+
+#[tokio::test]
+async fn square_is_verified_against_the_configured_public_url() {
+    let h = Harness::new();
+    let body = r#"{"merchant_id":"6SSW7HV8K2ST5","type":"payment.updated","event_id":"13b867cf-db3d-4b25-90d3-4d4b6ee4ee3e","created_at":"2020-02-06T22:14:30.000Z","data":{"type":"payment","id":"KkAkhdMsgzn59SM8A89WgKwekxLZY"}}"#;
+    // Behind a proxy that rewrites the path and forwards another host: the
+    // configured public_url wins over both.
+    let post = |signed_url: &str| {
+        let sig = hmac_sha256(SQUARE_KEY, &[signed_url.as_bytes(), body.as_bytes()]);
+        Request::post("/webhooks/square")
+            .header("host", "10.0.3.7:3000")
+            .header("x-forwarded-proto", "https")
+            .header("x-forwarded-host", "other.example.com")
+            .header("content-type", "application/json")
+            .header(
+                "x-square-hmacsha256-signature",
+                base64::engine::general_purpose::STANDARD.encode(sig),
+            )
+            .body(Body::from(body))
+            .expect("request")
+    };
+    let ok = h.call(post(SQUARE_URL)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert_eq!(
+        ok.json()["ids"],
+        serde_json::json!(["13b867cf-db3d-4b25-90d3-4d4b6ee4ee3e"])
+    );
+    for other in [
+        "https://other.example.com/webhooks/square",
+        "http://10.0.3.7:3000/webhooks/square",
+        "https://hooks.example.com/webhooks/square",
+    ] {
+        let rejected = h.call(post(other)).await;
+        assert_eq!(rejected.status, StatusCode::UNAUTHORIZED, "{other}");
+        assert_eq!(
+            rejected.json(),
+            serde_json::json!({"error": "invalid_signature"}),
+            "{other}"
+        );
+    }
+    let records = h.records("square").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].event_type, "payment.updated");
+}
+
+fn zoom_post(body: &str, signed_with: &str) -> Request<Body> {
+    let ts = unix_now().to_string();
+    let mac = hmac_sha256(signed_with, &[b"v0:", ts.as_bytes(), b":", body.as_bytes()]);
+    Request::post("/webhooks/zoom")
+        .header("content-type", "application/json")
+        .header("x-zm-signature", format!("v0={}", hex::encode(mac)))
+        .header("x-zm-request-timestamp", ts)
+        .body(Body::from(body.to_string()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn zoom_url_validation_is_answered_with_the_encrypted_token_and_not_recorded() {
+    let h = Harness::new();
+    let body = r#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
+    let ok = h.call(zoom_post(body, ZOOM_SECRET)).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.text);
+    assert!(ok.content_type().starts_with("application/json"), "{:?}", ok.headers);
+    let expected = hex::encode(hmac_sha256(ZOOM_SECRET, &[b"qgg8vlvZRS6UYooatFL8Aw"]));
+    assert_eq!(
+        ok.json(),
+        serde_json::json!({"plainToken": "qgg8vlvZRS6UYooatFL8Aw", "encryptedToken": expected})
+    );
+    let forged = h.call(zoom_post(body, "not-the-secret-token")).await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(forged.json(), serde_json::json!({"error": "invalid_signature"}));
+    assert!(!forged.text.contains("encryptedToken"), "{}", forged.text);
+    assert!(h.records("zoom").await.is_empty(), "a challenge is no event");
+
+    let event = r#"{"event":"meeting.started","payload":{"account_id":"AAAAAABBBB","object":{"id":"1234567890"}},"event_ts":1635885799302}"#;
+    let accepted = h.call(zoom_post(event, ZOOM_SECRET)).await;
+    assert_eq!(accepted.status, StatusCode::OK, "{}", accepted.text);
+    let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(event.as_bytes()));
+    assert_eq!(accepted.json()["ids"], serde_json::json!([hash]));
+    let records = h.records("zoom").await;
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].event_type, "meeting.started");
 }
