@@ -37,6 +37,7 @@ fn verifier(pick: u8) -> (Box<dyn Verifier>, [&'static str; 3], &'static str) {
                 StripeConfig {
                     secrets: vec![],
                     tolerance_secs: 300,
+                    header: "Stripe-Signature".into(),
                 },
                 secret(),
             )),
