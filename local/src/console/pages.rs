@@ -455,6 +455,22 @@ mod tests {
     }
 
     #[test]
+    fn the_next_attempt_is_a_retrys_due_time_or_a_leases_end() {
+        let record = |state: &str| -> EventRecord {
+            serde_json::from_value(serde_json::json!({
+                "provider": "p", "event_id": "e", "event_type": "t", "state": state, "attempts": 1,
+                "last_error": null, "received_at": 1, "updated_at": 2, "lease_until": 30,
+                "expires_at": 9, "payload": null, "payload_omitted": false, "results": {},
+                "next_attempt_at": 50
+            }))
+            .expect("record")
+        };
+        assert_eq!(next_attempt(&record("QUEUED")), Some(50), "a retry's due time");
+        assert_eq!(next_attempt(&record("PROCESSING")), Some(30), "a live lease's end");
+        assert_eq!(next_attempt(&record("DONE")), None);
+    }
+
+    #[test]
     fn interpolated_text_is_escaped() {
         let markup = html! { td { ("<script>alert(1)</script>") } };
         assert_eq!(markup.into_string(), "<td>&lt;script&gt;alert(1)&lt;/script&gt;</td>");
