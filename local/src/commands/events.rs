@@ -6,7 +6,7 @@ use crate::progress::{Interrupt, Progress};
 use anyhow::Context;
 use std::io::Write;
 use std::process::ExitCode;
-use webhooks_core::event::{EventKey, EventRecord, EventState};
+use webhooks_core::event::{AttemptEntry, EventKey, EventRecord, EventState, HISTORY_LIMIT};
 use webhooks_core::ports::store::ListFilter;
 use webhooks_core::time::{iso8601, parse_time};
 
@@ -141,6 +141,31 @@ pub async fn list(args: ListArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The attempt history, newest first, one line per handler run (or per
+/// attempt that ran none).
+fn print_history(history: &[AttemptEntry]) {
+    if history.is_empty() {
+        println!("history    -");
+        return;
+    }
+    println!("history    newest first (the newest {HISTORY_LIMIT} entries are kept)");
+    println!(
+        "  {:<20} {:>3} {:<20} {:<10} {:>9}  ERROR",
+        "TIME (UTC)", "TRY", "HANDLER", "OUTCOME", "MS"
+    );
+    for e in history.iter().rev() {
+        println!(
+            "  {:<20} {:>3} {:<20} {:<10} {:>9}  {}",
+            iso8601(e.at),
+            e.attempt,
+            cell(e.handler.as_deref().unwrap_or("(none ran)"), 20),
+            e.outcome.as_str(),
+            e.duration_ms,
+            e.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
 pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     let backend = backend::open(&args.backend).await?;
     let Some(r) = backend.store.get(&EventKey::new(&args.provider, &args.id)).await? else {
@@ -159,6 +184,8 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
     full["payload"] = payload;
     full["payload_omitted"] = serde_json::Value::Bool(r.payload_omitted);
     full["expires_at"] = serde_json::json!(r.expires_at);
+    full["next_attempt_at"] = serde_json::json!(r.next_attempt_at);
+    full["history"] = serde_json::to_value(&r.history)?;
     if args.json {
         println!("{full}");
     } else {
@@ -170,6 +197,10 @@ pub async fn show(args: ShowArgs) -> anyhow::Result<ExitCode> {
         println!("received   {}", iso8601(r.received_at));
         println!("updated    {}", iso8601(r.updated_at));
         println!("expires    {}", iso8601(r.expires_at));
+        if let Some(t) = r.next_attempt_at {
+            println!("next try   {}", iso8601(t));
+        }
+        print_history(&r.history);
         println!("results    {}", serde_json::to_string_pretty(&r.results)?);
         println!("payload    {}", serde_json::to_string_pretty(&full["payload"])?);
     }

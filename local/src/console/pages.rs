@@ -10,7 +10,7 @@ use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup, DOCTYPE};
 use serde::Deserialize;
 use std::sync::Arc;
-use webhooks_core::event::{EventKey, EventRecord, EventState};
+use webhooks_core::event::{EventKey, EventRecord, EventState, HISTORY_LIMIT};
 use webhooks_core::time::{iso8601, unix_now};
 
 /// A path segment percent-encoded: event ids may hold `/`, `#`, `?` or spaces.
@@ -42,11 +42,13 @@ pub fn pill(state: EventState) -> Markup {
     html! { span class={ "pill s-" (state.as_str().to_ascii_lowercase()) } { (state.as_str()) } }
 }
 
-/// When the next attempt is due, as far as the record knows: a processing
-/// lease's end (a retry is due after it if the processor stops).
+/// When the next attempt is due, as far as the record knows: a retry's
+/// backoff end (recorded by the processor when it settled the failure), or
+/// a processing lease's end (a retry is due after it if the processor stops).
 pub fn next_attempt(record: &EventRecord) -> Option<i64> {
     match record.state {
         EventState::Processing | EventState::Received => record.lease_until,
+        EventState::Queued => record.next_attempt_at,
         _ => None,
     }
 }
@@ -285,6 +287,28 @@ pub async fn event(
                 }
             }
         }
+        h2 { "Attempts" }
+        @if r.history.is_empty() {
+            p { "No attempt recorded yet." }
+        } @else {
+            div.scroll { table.attempts {
+                thead { tr { th { "Time" } th { "#" } th { "Handler" } th { "Outcome" } th { "Duration" } th { "Error" } } }
+                tbody {
+                    // Newest first; the record keeps the newest entries only.
+                    @for e in r.history.iter().rev() {
+                        tr {
+                            td { (time(e.at)) }
+                            td { (e.attempt) }
+                            td { @match &e.handler { Some(h) => (h), None => em { "no handler ran" } } }
+                            td { span class={ "outcome o-" (e.outcome.as_str()) } { (e.outcome.as_str()) } }
+                            td { (e.duration_ms) " ms" }
+                            td.error { (e.error.as_deref().unwrap_or("")) }
+                        }
+                    }
+                }
+            } }
+            p.hint { "The newest " (HISTORY_LIMIT) " entries are kept." }
+        }
         h2 { "Handler results" }
         @if r.results.is_empty() {
             p { "No handler has succeeded yet." }
@@ -428,6 +452,22 @@ mod tests {
     fn only_known_outcomes_are_said() {
         assert!(outcome("replayed").is_some());
         assert!(outcome("<script>alert(1)</script>").is_none());
+    }
+
+    #[test]
+    fn the_next_attempt_is_a_retrys_due_time_or_a_leases_end() {
+        let record = |state: &str| -> EventRecord {
+            serde_json::from_value(serde_json::json!({
+                "provider": "p", "event_id": "e", "event_type": "t", "state": state, "attempts": 1,
+                "last_error": null, "received_at": 1, "updated_at": 2, "lease_until": 30,
+                "expires_at": 9, "payload": null, "payload_omitted": false, "results": {},
+                "next_attempt_at": 50
+            }))
+            .expect("record")
+        };
+        assert_eq!(next_attempt(&record("QUEUED")), Some(50), "a retry's due time");
+        assert_eq!(next_attempt(&record("PROCESSING")), Some(30), "a live lease's end");
+        assert_eq!(next_attempt(&record("DONE")), None);
     }
 
     #[test]

@@ -231,6 +231,54 @@ async fn replay_and_discard_follow_the_replay_rules_and_need_the_csrf_token() {
         .ends_with("done=not-failed"));
 }
 
+/// An event that failed once then succeeded shows both attempts, newest
+/// first, on its page, in `events show` and in its `--json`.
+#[tokio::test]
+async fn an_event_that_failed_then_succeeded_shows_its_attempts() {
+    let sink = Sink::start().await;
+    sink.plan(&[503], 200);
+    let wd = Workdir::new();
+    let serve = Serve::start(&wd, &wd.config(&sink, 5, 100), &[]);
+    let http = client();
+    let body = gigstack_body("evt_hist_1", "invoice.created");
+    assert_eq!(post_gigstack(&http, &serve, &body).await.0, 200);
+    wait_for_state(&wd, "gigstack", "evt_hist_1", "DONE", WAIT).await;
+
+    let (status, _, page) = get(&http, &format!("{}/console/events/gigstack/evt_hist_1", base(&serve))).await;
+    assert_eq!(status, 200);
+    let table = &page[page.find("<h2>Attempts</h2>").expect("an Attempts section")..];
+    let table = &table[..table.find("</table>").expect("an attempts table")];
+    let (succeeded, retryable) = (table.find("o-succeeded"), table.find("o-retryable"));
+    assert!(retryable.is_some() && succeeded.is_some(), "{table}");
+    assert!(succeeded < retryable, "newest first: {table}");
+    assert!(table.contains("503"), "the failure's error is shown: {table}");
+    assert!(table.contains(" ms<"), "durations are shown: {table}");
+
+    let json = show(&wd, "gigstack", "evt_hist_1").expect("record");
+    let history = json["history"].as_array().expect("--json has the history");
+    let outcomes: Vec<&str> = history.iter().filter_map(|e| e["outcome"].as_str()).collect();
+    assert_eq!(
+        outcomes.first(),
+        Some(&"retryable"),
+        "oldest first in JSON: {outcomes:?}"
+    );
+    assert_eq!(outcomes.last(), Some(&"succeeded"), "{outcomes:?}");
+    assert_eq!(history.last().expect("entry")["attempt"], 2);
+    assert_eq!(
+        json["next_attempt_at"],
+        serde_json::Value::Null,
+        "DONE has no next attempt"
+    );
+
+    let text = run(&wd, &["events", "show", "gigstack", "evt_hist_1"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let lines = &text[text.find("history").expect("the history is printed")..];
+    assert!(
+        lines.find("succeeded") < lines.find("retryable") && lines.contains("503"),
+        "newest first with the error: {text}"
+    );
+}
+
 #[tokio::test]
 async fn replaying_a_filter_shows_the_count_first_then_replays_each() {
     let sink = Sink::start().await;

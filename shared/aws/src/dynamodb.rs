@@ -22,6 +22,8 @@
 //! The payload is kept on the record when the item stays within DynamoDB's
 //! 400 KB limit with room for handler results; a larger one is left out and
 //! the record says `payload_omitted = true` (the queue message still carries it).
+//! The attempt history is one string attribute, `history` (a JSON array of
+//! at most `HISTORY_LIMIT` small entries), written whole by `settle`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
@@ -33,7 +35,9 @@ use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
 use std::collections::HashMap;
 use tracing::debug;
-use webhooks_core::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_core::event::{
+    bound_history, history_from_json, history_to_json, Event, EventKey, EventRecord, EventState,
+};
 use webhooks_core::ports::store::{
     Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
 };
@@ -42,7 +46,9 @@ type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
-/// Room kept free in an item for handler results and the last error.
+/// Room kept free in an item for handler results, the last error and the
+/// attempt history (at most `HISTORY_LIMIT` entries of a few hundred bytes:
+/// about 12 KB).
 pub const RESERVED_BYTES: usize = 64 * 1024;
 /// The longest `last_error` kept on a record.
 const MAX_ERROR_BYTES: usize = 4 * 1024;
@@ -193,7 +199,7 @@ impl DynamoStore {
                 "attribute_exists(pk) AND (#state IN (:received, :queued) OR (#state = :processing AND lease_until <= :now))",
             )
             .update_expression(
-                "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now",
+                "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now REMOVE next_attempt_at",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":received", s(EventState::Received.as_str()))
@@ -335,6 +341,8 @@ fn record(item: &Item) -> Result<EventRecord, StoreError> {
         results: get_s(item, "results")
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default(),
+        history: get_s(item, "history").map(history_from_json).unwrap_or_default(),
+        next_attempt_at: get_n(item, "next_attempt_at")?,
     })
 }
 
@@ -464,7 +472,11 @@ impl EventStore for DynamoStore {
     }
 
     async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError> {
+        let next_attempt_at = settlement.stored_next_attempt_at();
+        let history = history_to_json(&bound_history(settlement.history));
         let results = serde_json::Value::Object(settlement.results).to_string();
+        let mut set = String::from("SET #state = :state, results = :results, updated_at = :now, history = :history");
+        let mut remove = String::from(" REMOVE lease_until");
         let mut request = self
             .client
             .update_item()
@@ -475,16 +487,21 @@ impl EventStore for DynamoStore {
             .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
             .expression_attribute_values(":state", s(settlement.state.as_str()))
             .expression_attribute_values(":results", s(results))
+            .expression_attribute_values(":history", s(history))
             .expression_attribute_values(":now", n(settlement.now));
-        request = match &settlement.error {
-            Some(error) => request
-                .update_expression(
-                    "SET #state = :state, results = :results, updated_at = :now, last_error = :error REMOVE lease_until",
-                )
-                .expression_attribute_values(":error", s(truncate(error, MAX_ERROR_BYTES))),
-            None => request.update_expression("SET #state = :state, results = :results, updated_at = :now REMOVE lease_until"),
-        };
-        match request.send().await {
+        if let Some(error) = &settlement.error {
+            set.push_str(", last_error = :error");
+            request = request.expression_attribute_values(":error", s(truncate(error, MAX_ERROR_BYTES)));
+        }
+        match next_attempt_at {
+            Some(at) => {
+                set.push_str(", next_attempt_at = :next");
+                request = request.expression_attribute_values(":next", n(at));
+            }
+            None => remove.push_str(", next_attempt_at"),
+        }
+        set.push_str(&remove);
+        match request.update_expression(set).send().await {
             Ok(_) => Ok(()),
             // The lease was lost (taken over after it expired): the new holder settles.
             Err(e) if update_condition_failed(&e).is_some() => {
@@ -502,7 +519,9 @@ impl EventStore for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
             .condition_expression("attribute_exists(pk) AND NOT (#state = :processing AND lease_until > :now)")
-            .update_expression("SET #state = :queued, attempts = :zero, updated_at = :now REMOVE lease_until")
+            .update_expression(
+                "SET #state = :queued, attempts = :zero, updated_at = :now REMOVE lease_until, next_attempt_at",
+            )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
             .expression_attribute_values(":processing", s(EventState::Processing.as_str()))

@@ -230,6 +230,146 @@ pub struct EventRecord {
     pub payload_omitted: bool,
     /// Results of the handlers that succeeded, by handler name.
     pub results: serde_json::Map<String, serde_json::Value>,
+    /// The newest [`HISTORY_LIMIT`] attempt entries, oldest first: what each
+    /// processing attempt did, handler by handler. Replay keeps it (it is the
+    /// audit trail); a record written by an earlier version reads as empty.
+    #[serde(default)]
+    pub history: Vec<AttemptEntry>,
+    /// While QUEUED after a retryable failure: when the retry is due (Unix
+    /// seconds). Cleared when the record reaches DONE, FAILED or IGNORED.
+    #[serde(default)]
+    pub next_attempt_at: Option<i64>,
+}
+
+/// How many attempt entries a record keeps, the newest. 20 holds every
+/// attempt of an event under the default retry settings (5 attempts) with up
+/// to four handlers each, and a replay or two on top; yet 20 entries of at
+/// most [`HISTORY_ERROR_CHARS`] characters of error stay near 12 KB, well
+/// inside the room a DynamoDB item keeps beside its payload (its 400 KB
+/// limit), so the history can never push a record over it.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// The longest error text an attempt entry keeps (characters); the full
+/// last error stays in `last_error`.
+pub const HISTORY_ERROR_CHARS: usize = 500;
+
+/// How one handler run (or an attempt that ran none) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Failed with an error worth retrying (whether or not attempts were left).
+    Retryable,
+    /// Failed for good (or could not run: not registered, payload not JSON,
+    /// the processor stopped on every attempt).
+    Permanent,
+    Panicked,
+    /// No handler is configured for the event's type: nothing ran.
+    Ignored,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Succeeded => "succeeded",
+            AttemptOutcome::Retryable => "retryable",
+            AttemptOutcome::Permanent => "permanent",
+            AttemptOutcome::Panicked => "panicked",
+            AttemptOutcome::Ignored => "ignored",
+        }
+    }
+}
+
+impl fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One line of an event's attempt history: a handler run, or (with no
+/// `handler`) an attempt in which no handler ran and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptEntry {
+    /// When the attempt started (Unix seconds).
+    pub at: i64,
+    /// The attempt number (the record's `attempts` when it ran).
+    #[serde(default)]
+    pub attempt: u32,
+    /// The handler that ran; `None` when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    pub outcome: AttemptOutcome,
+    #[serde(default)]
+    pub duration_ms: u64,
+    /// The error, as masked by the handler (like `last_error`), cut to
+    /// [`HISTORY_ERROR_CHARS`] characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AttemptEntry {
+    /// An entry with its error text cut to [`HISTORY_ERROR_CHARS`] characters.
+    pub fn new(
+        at: i64,
+        attempt: u32,
+        handler: Option<&str>,
+        outcome: AttemptOutcome,
+        duration_ms: u64,
+        error: Option<&str>,
+    ) -> Self {
+        Self {
+            at,
+            attempt,
+            handler: handler.map(str::to_string),
+            outcome,
+            duration_ms,
+            error: error.map(cut_error),
+        }
+    }
+}
+
+/// `text` cut to [`HISTORY_ERROR_CHARS`] characters, marked with an ellipsis.
+fn cut_error(text: &str) -> String {
+    match text.char_indices().nth(HISTORY_ERROR_CHARS) {
+        None => text.to_string(),
+        Some((end, _)) => format!("{}…", &text[..end]),
+    }
+}
+
+/// `history` with `entries` appended, keeping the newest [`HISTORY_LIMIT`]
+/// (oldest dropped).
+pub fn extend_history(
+    mut history: Vec<AttemptEntry>,
+    entries: impl IntoIterator<Item = AttemptEntry>,
+) -> Vec<AttemptEntry> {
+    history.extend(entries);
+    bound_history(history)
+}
+
+/// The newest [`HISTORY_LIMIT`] of `history` (oldest first), every error cut
+/// to [`HISTORY_ERROR_CHARS`]: what an adapter stores, whatever it is given.
+pub fn bound_history(mut history: Vec<AttemptEntry>) -> Vec<AttemptEntry> {
+    let excess = history.len().saturating_sub(HISTORY_LIMIT);
+    history.drain(..excess);
+    for entry in &mut history {
+        if let Some(e) = &entry.error {
+            if e.chars().count() > HISTORY_ERROR_CHARS + 1 {
+                entry.error = Some(cut_error(e));
+            }
+        }
+    }
+    history
+}
+
+/// The history as stored in a text column or attribute (a JSON array).
+pub fn history_to_json(history: &[AttemptEntry]) -> String {
+    serde_json::to_string(history).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// A stored history back; text that is not one reads as empty (an audit
+/// trail that cannot be read must not make the record unreadable).
+pub fn history_from_json(text: &str) -> Vec<AttemptEntry> {
+    serde_json::from_str(text).unwrap_or_default()
 }
 
 impl EventRecord {
@@ -261,6 +401,50 @@ mod tests {
             assert_eq!(EventState::parse(&st.as_str().to_lowercase()), Some(st));
         }
         assert_eq!(EventState::parse("nope"), None);
+    }
+
+    fn entry(at: i64) -> AttemptEntry {
+        AttemptEntry::new(at, 1, Some("h"), AttemptOutcome::Succeeded, 3, None)
+    }
+
+    #[test]
+    fn history_keeps_the_newest_entries_in_order() {
+        let history = extend_history((0..15).map(entry).collect(), (15..30).map(entry));
+        assert_eq!(history.len(), HISTORY_LIMIT);
+        let ats: Vec<i64> = history.iter().map(|e| e.at).collect();
+        assert_eq!(
+            ats,
+            (30 - HISTORY_LIMIT as i64..30).collect::<Vec<_>>(),
+            "oldest dropped, order kept"
+        );
+    }
+
+    #[test]
+    fn history_errors_are_cut_on_char_boundaries() {
+        let long = "é".repeat(HISTORY_ERROR_CHARS * 2);
+        let e = AttemptEntry::new(1, 1, None, AttemptOutcome::Permanent, 0, Some(&long));
+        let cut = e.error.as_deref().unwrap();
+        assert_eq!(cut.chars().count(), HISTORY_ERROR_CHARS + 1);
+        assert!(cut.ends_with('…'));
+        let mut raw = entry(1);
+        raw.error = Some(long);
+        let bounded = bound_history(vec![raw]);
+        assert_eq!(bounded[0].error.as_deref(), Some(cut));
+        let back = history_from_json(&history_to_json(&bounded));
+        assert_eq!(back, bounded);
+        assert!(history_from_json("not json").is_empty());
+    }
+
+    #[test]
+    fn a_record_without_history_still_reads() {
+        let rec: EventRecord = serde_json::from_str(
+            r#"{"provider":"p","event_id":"e","event_type":"t","state":"DONE","attempts":1,"last_error":null,
+                "received_at":1,"updated_at":2,"lease_until":null,"expires_at":3,"payload":null,
+                "payload_omitted":false,"results":{}}"#,
+        )
+        .unwrap();
+        assert!(rec.history.is_empty());
+        assert_eq!(rec.next_attempt_at, None);
     }
 
     #[test]

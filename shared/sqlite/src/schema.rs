@@ -10,13 +10,16 @@ use rusqlite::Connection;
 
 /// Changes to databases made by earlier versions, applied in order and
 /// recorded in `PRAGMA user_version`.
-pub(crate) const MIGRATIONS: [&str; 3] = [
+pub(crate) const MIGRATIONS: [&str; 4] = [
     // 1: queue messages may refer to their event record instead of copying it.
     "ALTER TABLE queue ADD COLUMN event_pk TEXT",
     // 2: events are listed newest first by rowid; one index less per write.
     "DROP INDEX IF EXISTS events_by_received",
     // 3: a message that refers to its record keeps the delivering request's id.
     "ALTER TABLE queue ADD COLUMN request_id TEXT",
+    // 4: a record keeps its attempt history and when its next attempt is due.
+    "ALTER TABLE events ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
+     ALTER TABLE events ADD COLUMN next_attempt_at INTEGER;",
 ];
 
 pub(crate) const SCHEMA: &str = r#"
@@ -34,7 +37,11 @@ CREATE TABLE IF NOT EXISTS events (
     expires_at      INTEGER NOT NULL,
     payload         TEXT,
     payload_omitted INTEGER NOT NULL DEFAULT 0,
-    results         TEXT NOT NULL DEFAULT '{}'
+    results         TEXT NOT NULL DEFAULT '{}',
+    -- The newest attempt entries, a JSON array, oldest first.
+    history         TEXT NOT NULL DEFAULT '[]',
+    -- While QUEUED after a retryable failure: when the retry is due.
+    next_attempt_at INTEGER
 );
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
 CREATE TABLE IF NOT EXISTS queue (

@@ -5,7 +5,9 @@
 use crate::writer::{Db, DbError};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
-use webhooks_core::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_core::event::{
+    bound_history, history_from_json, history_to_json, Event, EventKey, EventRecord, EventState,
+};
 use webhooks_core::payload::Payload;
 use webhooks_core::ports::store::{
     Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
@@ -29,7 +31,7 @@ impl From<DbError> for StoreError {
     }
 }
 
-const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results";
+const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results, history, next_attempt_at";
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     let state: String = row.get(3)?;
@@ -48,6 +50,8 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         payload: row.get::<_, Option<String>>(10)?.map(Payload::from_text),
         payload_omitted: row.get::<_, i64>(11)? != 0,
         results: serde_json::from_str(&results).unwrap_or_default(),
+        history: history_from_json(&row.get::<_, String>(13)?),
+        next_attempt_at: row.get(14)?,
     })
 }
 
@@ -232,7 +236,7 @@ impl EventStore for SqliteStore {
                     }
                     Some(_) => {
                         conn.execute(
-                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3 WHERE pk = ?1",
+                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3, next_attempt_at = NULL WHERE pk = ?1",
                             params![pk, now + lease_secs, now],
                         )?;
                         LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
@@ -245,13 +249,16 @@ impl EventStore for SqliteStore {
 
     async fn settle(&self, key: &EventKey, s: Settlement) -> Result<(), StoreError> {
         let pk = key.as_string();
+        let next_attempt_at = s.stored_next_attempt_at();
         let results = serde_json::Value::Object(s.results).to_string();
+        let history = history_to_json(&bound_history(s.history));
         self.db
             .call(move |conn| {
                 conn.execute(
-                    "UPDATE events SET state = ?2, last_error = COALESCE(?3, last_error), results = ?4, lease_until = NULL, updated_at = ?5
+                    "UPDATE events SET state = ?2, last_error = COALESCE(?3, last_error), results = ?4, lease_until = NULL, updated_at = ?5,
+                            history = ?6, next_attempt_at = ?7
                      WHERE pk = ?1 AND state = 'PROCESSING'",
-                    params![pk, s.state.as_str(), s.error, results, s.now],
+                    params![pk, s.state.as_str(), s.error, results, s.now, history, next_attempt_at],
                 )
             })
             .await?;
@@ -264,7 +271,7 @@ impl EventStore for SqliteStore {
             .db
             .call(move |conn| {
                 conn.execute(
-                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, updated_at = ?2
+                    "UPDATE events SET state = 'QUEUED', attempts = 0, lease_until = NULL, next_attempt_at = NULL, updated_at = ?2
                      WHERE pk = ?1 AND NOT (state = 'PROCESSING' AND lease_until > ?2)",
                     params![pk, now],
                 )?;

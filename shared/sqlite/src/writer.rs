@@ -326,7 +326,9 @@ mod tests {
                      payload_omitted INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL DEFAULT '{}');
                  CREATE INDEX events_by_received ON events(received_at);
                  INSERT INTO queue (body, visible_at_ms, enqueued_at) VALUES
-                     ('{\"provider\":\"p\",\"id\":\"e1\",\"type\":\"t\",\"received_at\":1,\"payload\":{}}', 0, 0);",
+                     ('{\"provider\":\"p\",\"id\":\"e1\",\"type\":\"t\",\"received_at\":1,\"payload\":{}}', 0, 0);
+                 INSERT INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, expires_at)
+                     VALUES ('p#old', 'p', 'old', 't', 'DONE', 1, 1, 2, 3);",
             )
             .expect("old schema");
         }
@@ -337,6 +339,14 @@ mod tests {
             .expect("receive");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].event.id, "e1");
+        let store = crate::store::SqliteStore::new(db.clone());
+        let old =
+            webhooks_core::ports::store::EventStore::get(&store, &webhooks_core::event::EventKey::new("p", "old"))
+                .await
+                .expect("an old record reads")
+                .expect("kept");
+        assert!(old.history.is_empty(), "an old record has an empty history");
+        assert_eq!(old.next_attempt_at, None);
         let (version, old_index): (i64, i64) = db
             .call(|c| {
                 Ok((

@@ -4,7 +4,7 @@
 //! local worker loop and the processor Lambda.
 
 use crate::config::{IngestSettings, RetrySettings};
-use crate::event::{Event, EventRecord, EventState};
+use crate::event::{extend_history, AttemptEntry, AttemptOutcome, Event, EventRecord, EventState};
 use crate::handlers::{HandlerError, HandlerRegistry};
 use crate::pipeline::backoff;
 use crate::ports::queue::{DeadLetter, Queue, QueueError, ReceivedMessage};
@@ -162,6 +162,7 @@ impl Processor {
         // The store counts attempts (one per lease); the queue's receive
         // count also counts receives that were no attempt (busy, store down).
         let attempt = record.attempts;
+        let mut entries = Vec::new();
         let outcome = if attempt > self.retry.max_attempts {
             // Every attempt allowed was leased and none gave up: the last
             // (at least) ended without an outcome, the processor gone
@@ -171,9 +172,11 @@ impl Processor {
                 abandoned_reason(attempt - 1, record.last_error.as_deref()),
             )
         } else {
-            self.run_handlers(&message.event, record.results, attempt).await
+            self.run_handlers(&message.event, record.results, attempt, now, &mut entries)
+                .await
         };
-        self.settle(message, outcome, attempt, now).await
+        let history = extend_history(record.history, entries);
+        self.settle(message, outcome, attempt, history, now).await
     }
 
     /// The one rule for retries: a message received as many times as the
@@ -223,8 +226,17 @@ impl Processor {
 
     /// Runs, in order, every handler registered for the event's type that has
     /// no result yet (those that succeeded in an earlier attempt are not run
-    /// again). A panic is a permanent failure of that handler.
-    async fn run_handlers(&self, event: &Event, mut results: Results, attempt: u32) -> Outcome {
+    /// again). A panic is a permanent failure of that handler. Each handler
+    /// run is appended to `entries` (the attempt history), timed and with
+    /// its error.
+    async fn run_handlers(
+        &self,
+        event: &Event,
+        mut results: Results,
+        attempt: u32,
+        now: i64,
+        entries: &mut Vec<AttemptEntry>,
+    ) -> Outcome {
         let names: Vec<String> = match self.providers.handlers_for(&event.provider, &event.event_type) {
             Some(names) => names.to_vec(),
             None => return Outcome::NoHandler(results),
@@ -240,13 +252,32 @@ impl Processor {
                 continue; // succeeded in an earlier attempt: its effect is not repeated
             }
             let started = std::time::Instant::now();
+            let mut panicked = false;
             let outcome = match self.handlers.get(name) {
                 None => Err(HandlerError::Permanent(format!("handler {name} is not registered"))),
                 Some(handler) => match AssertUnwindSafe(handler.handle(event)).catch_unwind().await {
                     Ok(r) => r,
-                    Err(_) => Err(HandlerError::Permanent(format!("handler {name} panicked"))),
+                    Err(_) => {
+                        panicked = true;
+                        Err(HandlerError::Permanent(format!("handler {name} panicked")))
+                    }
                 },
             };
+            let ran = match &outcome {
+                Ok(_) => AttemptOutcome::Succeeded,
+                Err(_) if panicked => AttemptOutcome::Panicked,
+                Err(e) if e.is_retryable() => AttemptOutcome::Retryable,
+                Err(_) => AttemptOutcome::Permanent,
+            };
+            let error = outcome.as_ref().err().map(ToString::to_string);
+            entries.push(AttemptEntry::new(
+                now,
+                attempt,
+                Some(name),
+                ran,
+                started.elapsed().as_millis() as u64,
+                error.as_deref(),
+            ));
             let counted = match &outcome {
                 Ok(_) => HandlerOutcome::Succeeded,
                 Err(e) if e.is_retryable() && attempt < self.retry.max_attempts => HandlerOutcome::Retried,
@@ -293,8 +324,27 @@ impl Processor {
     /// backoff, whatever the outcome: the lease runs out, nothing is lost.
     /// Any retry of a message at the queue's receive limit is a fresh one
     /// ([`within_receive_limit`](Self::within_receive_limit)).
-    async fn settle(&self, message: &ReceivedMessage, outcome: Outcome, attempt: u32, now: i64) -> Disposition {
+    ///
+    /// `history` is the record's, this attempt's handler runs appended; an
+    /// attempt that ran no handler adds one entry saying why.
+    async fn settle(
+        &self,
+        message: &ReceivedMessage,
+        outcome: Outcome,
+        attempt: u32,
+        mut history: Vec<AttemptEntry>,
+        now: i64,
+    ) -> Disposition {
         let event = &message.event;
+        let none_ran = |outcome, error: Option<&str>| AttemptEntry::new(now, attempt, None, outcome, 0, error);
+        match &outcome {
+            Outcome::NoHandler(_) => history = extend_history(history, [none_ran(AttemptOutcome::Ignored, None)]),
+            Outcome::BadPayload(_, reason) | Outcome::Abandoned(_, reason) => {
+                history = extend_history(history, [none_ran(AttemptOutcome::Permanent, Some(reason))])
+            }
+            Outcome::Succeeded(_) | Outcome::Failed(..) => {}
+        }
+        let mut next_attempt_at = None;
         let (state, error, results, then) = match outcome {
             Outcome::Succeeded(results) => {
                 info!(provider = %event.provider, event_id = %event.id, event_type = %event.event_type, attempt, "processed");
@@ -304,6 +354,7 @@ impl Processor {
             Outcome::NoHandler(results) => (EventState::Ignored, None, results, Disposition::Ack),
             Outcome::Failed(results, f) if f.retryable && attempt < self.retry.max_attempts => {
                 let delay = self.backoff(attempt);
+                next_attempt_at = Some(now + delay.as_secs_f64().ceil() as i64);
                 (
                     EventState::Queued,
                     Some(f.message),
@@ -342,6 +393,8 @@ impl Processor {
             state,
             error,
             results,
+            history,
+            next_attempt_at,
             now,
         };
         match self.store.settle(&event.key(), settlement).await {
@@ -401,10 +454,21 @@ impl Processor {
                 return;
             }
         };
+        // No handler ran: the entry says the queue gave the message up.
+        let entry = AttemptEntry::new(
+            now,
+            record.attempts,
+            None,
+            AttemptOutcome::Permanent,
+            0,
+            Some(&format!("moved to the dead letters by the queue: {}", dead.reason)),
+        );
         let settlement = Settlement {
             state: EventState::Failed,
             error: Some(dead.reason.clone()),
             results: record.results,
+            history: extend_history(record.history, [entry]),
+            next_attempt_at: None,
             now,
         };
         match self.store.settle(&key, settlement).await {

@@ -5,7 +5,7 @@
 //! `webhooks_aws::dynamodb::DynamoStore`. Both pass the same contract suite
 //! (`webhooks_testkit::contract::store`).
 
-use crate::event::{Event, EventKey, EventRecord, EventState};
+use crate::event::{AttemptEntry, Event, EventKey, EventRecord, EventState};
 use async_trait::async_trait;
 
 /// Why the store could not answer. Every variant is a 503 at ingest and a
@@ -41,6 +41,9 @@ pub struct Claim<'a> {
 }
 
 /// What a processing lease found.
+// The record is moved out at once, one per lease or replay: boxing it
+// would cost an allocation and every match site for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum LeaseOutcome {
     /// This caller holds the lease; the record is as stored after the
@@ -53,6 +56,9 @@ pub enum LeaseOutcome {
 }
 
 /// What a replay's reset found.
+// The record is moved out at once, one per lease or replay: boxing it
+// would cost an allocation and every match site for no measurable gain.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Requeue {
     /// The record is QUEUED again, attempts at zero; as stored now.
@@ -72,7 +78,24 @@ pub struct Settlement {
     pub error: Option<String>,
     /// Results of the handlers that succeeded so far, merged into the record.
     pub results: serde_json::Map<String, serde_json::Value>,
+    /// The record's whole attempt history after this attempt (the leased
+    /// record's, with this attempt's entries appended), oldest first. It
+    /// replaces the stored one in the same conditional write as the state:
+    /// the lease makes the processor the only writer, and a whole list is
+    /// one attribute in DynamoDB where appending and trimming are not.
+    /// Adapters store [`bound_history`](crate::event::bound_history) of it.
+    pub history: Vec<AttemptEntry>,
+    /// With QUEUED: when the retry is due. Adapters store `None` for any
+    /// other state.
+    pub next_attempt_at: Option<i64>,
     pub now: i64,
+}
+
+impl Settlement {
+    /// The `next_attempt_at` to store: only a QUEUED record waits for one.
+    pub fn stored_next_attempt_at(&self) -> Option<i64> {
+        self.next_attempt_at.filter(|_| self.state == EventState::Queued)
+    }
 }
 
 /// Which records to list.
@@ -121,14 +144,19 @@ pub trait EventStore: Send + Sync {
     /// (its claim was released after an enqueue that in fact went through,
     /// or it expired), the record is created from the envelope and leased:
     /// a later retry of the same delivery then finds it and is a duplicate.
+    /// Clears `next_attempt_at` (the attempt it announced is this one) and
+    /// keeps the history.
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError>;
 
-    /// Ends an attempt (only while PROCESSING).
+    /// Ends an attempt (only while PROCESSING): state, error, results,
+    /// history and next attempt time in one conditional write.
     async fn settle(&self, key: &EventKey, settlement: Settlement) -> Result<(), StoreError>;
 
     /// Puts a record back to QUEUED with its attempt counter reset, for a
     /// replay, unless a processor holds a live lease on it (resetting it then
     /// would let a second processor run its handlers at the same time).
+    /// The history is kept (it is the audit trail); `next_attempt_at` is
+    /// cleared (the replayed message is due at once).
     async fn requeue(&self, key: &EventKey, now: i64) -> Result<Requeue, StoreError>;
 
     /// Deletes a dead letter's record (FAILED only) for good; `Ok(false)`

@@ -168,6 +168,77 @@ async fn an_unregistered_handler_or_a_type_without_handlers() {
     assert_eq!(f.record(&ev).await.state, EventState::Ignored);
 }
 
+/// Every attempt appends one entry per handler it ran (what succeeded in an
+/// earlier attempt is not run, so not listed again), in order, with the
+/// attempt's time and number and the handler's error; a retry records when
+/// it is due, and reaching DONE clears it.
+#[tokio::test]
+async fn a_fail_then_succeed_sequence_is_recorded_in_the_history() {
+    use webhooks_core::event::AttemptOutcome::{Retryable, Succeeded};
+    let second = Scripted::new(vec![HandlerError::Retryable("503 upstream".into())]);
+    let f = fixture(Scripted::new(vec![]), second, 3);
+    let ev = event("p", "hist", "t");
+    let d = f.deliver(&ev).await;
+    let Disposition::RetryAfter(delay) = f.processor.run(&d, 100).await else {
+        panic!("a retryable error is retried");
+    };
+    let rec = f.record(&ev).await;
+    let due = rec.next_attempt_at.expect("a retry records when it is due");
+    assert_eq!(due, 100 + delay.as_secs_f64().ceil() as i64, "due after the backoff");
+    f.queue.retry_after(&d, Duration::ZERO).await.expect("visible");
+    let d = f.redeliver().await;
+    assert_eq!(f.processor.run(&d, 102).await, Disposition::Ack);
+    let rec = f.record(&ev).await;
+    assert_eq!(rec.next_attempt_at, None, "DONE has no next attempt");
+    let got: Vec<_> = rec
+        .history
+        .iter()
+        .map(|e| (e.at, e.attempt, e.handler.as_deref(), e.outcome, e.error.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (100, 1, Some("first"), Succeeded, None),
+            (100, 1, Some("second"), Retryable, Some("retryable: 503 upstream")),
+            (102, 2, Some("second"), Succeeded, None),
+        ]
+    );
+}
+
+/// An attempt that runs no handler still leaves one entry saying why.
+#[tokio::test]
+async fn an_attempt_that_runs_no_handler_leaves_one_entry() {
+    use webhooks_core::event::AttemptOutcome::{Ignored, Permanent};
+    let f = fixture(Scripted::new(vec![]), Scripted::new(vec![]), 3);
+    let ev = event("p", "none", "no.handlers");
+    let d = f.deliver(&ev).await;
+    assert_eq!(f.processor.run(&d, 100).await, Disposition::Ack);
+    let got: Vec<_> = f
+        .record(&ev)
+        .await
+        .history
+        .iter()
+        .map(|e| (e.handler.clone(), e.outcome))
+        .collect();
+    assert_eq!(got, [(None, Ignored)]);
+
+    let mut bad = event("p", "bad", "t");
+    bad.payload = webhooks_core::payload::Payload::from_text("{\"id\":\"bad\"} not json".to_string());
+    let d = f.deliver(&bad).await;
+    assert!(matches!(f.processor.run(&d, 100).await, Disposition::DeadLetter(_)));
+    let rec = f.record(&bad).await;
+    assert_eq!(rec.history.len(), 1, "{:?}", rec.history);
+    assert_eq!(
+        (rec.history[0].handler.as_deref(), rec.history[0].outcome),
+        (None, Permanent)
+    );
+    assert!(
+        rec.history[0].error.as_deref().unwrap_or("").contains("not valid JSON"),
+        "{:?}",
+        rec.history
+    );
+}
+
 /// Receives the same message until the queue has counted `count` receives
 /// (each made visible again at once), as receives that found the record
 /// leased elsewhere would have.
@@ -263,6 +334,12 @@ async fn a_record_whose_every_attempt_crashed_is_failed_and_dead_lettered_withou
     assert_eq!(first.calls.load(Ordering::SeqCst), 0, "no handler runs again");
     let rec = f.record(&ev).await;
     assert_eq!((rec.state, rec.last_error.as_deref()), (EventState::Failed, Some(why)));
+    let entries: Vec<_> = rec
+        .history
+        .iter()
+        .map(|e| (e.handler.as_deref(), e.error.as_deref()))
+        .collect();
+    assert_eq!(entries, [(None, Some(why))], "the give-up is the one entry");
     let dead = f.queue.dead_letters(10).await.expect("dead letters");
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].reason, why);

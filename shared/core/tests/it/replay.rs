@@ -34,6 +34,8 @@ async fn settled(store: &MemoryStore, queue: &MemoryQueue, ev: &Event, state: Ev
         state,
         error: None,
         results: serde_json::Map::new(),
+        history: Vec::new(),
+        next_attempt_at: None,
         now: 101,
     };
     store.settle(&ev.key(), settlement).await.expect("settle");
@@ -57,6 +59,8 @@ async fn redrive_resets_records_before_messages_move_and_drops_stale_ones() {
         state: EventState::Done,
         error: None,
         results: serde_json::Map::new(),
+        history: Vec::new(),
+        next_attempt_at: None,
         now: 103,
     };
     store.settle(&done.key(), settlement).await.expect("settle");

@@ -3,7 +3,9 @@
 //! API emulator. Each check panics with a message saying which rule broke.
 
 use crate::fixtures::{claim, claim_as, event};
-use webhooks_core::event::{Event, EventState};
+use webhooks_core::event::{
+    AttemptEntry, AttemptOutcome, Event, EventRecord, EventState, HISTORY_ERROR_CHARS, HISTORY_LIMIT,
+};
 use webhooks_core::ports::store::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement};
 
 /// Runs every contract check. `prefix` keeps ids apart when the backing
@@ -22,6 +24,7 @@ pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
     requeue_resets_attempts(store, prefix).await;
     list_and_purge(store, prefix).await;
     purge_keeps_dead_letters_and_queued(store, prefix).await;
+    attempt_history_and_next_attempt(store, prefix).await;
 }
 
 async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
@@ -117,6 +120,8 @@ async fn lease_lifecycle(store: &dyn EventStore, p: &str) {
                 state: EventState::Queued,
                 error: Some("boom".into()),
                 results: results.clone(),
+                history: Vec::new(),
+                next_attempt_at: None,
                 now: 240,
             },
         )
@@ -142,6 +147,8 @@ async fn lease_lifecycle(store: &dyn EventStore, p: &str) {
                 state: EventState::Done,
                 error: None,
                 results,
+                history: Vec::new(),
+                next_attempt_at: None,
                 now: 320,
             },
         )
@@ -212,6 +219,8 @@ async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
                 state: EventState::Failed,
                 error: Some("permanent".into()),
                 results: serde_json::Map::new(),
+                history: Vec::new(),
+                next_attempt_at: None,
                 now: 101,
             },
         )
@@ -335,6 +344,8 @@ async fn purge_keeps_dead_letters_and_queued(store: &dyn EventStore, p: &str) {
         state,
         error: (state == EventState::Failed).then(|| "boom".to_string()),
         results: Default::default(),
+        history: Vec::new(),
+        next_attempt_at: None,
         now: 1_002,
     };
     let mut keys = Vec::new();
@@ -383,4 +394,111 @@ async fn purge_keeps_dead_letters_and_queued(store: &dyn EventStore, p: &str) {
         store.get(&keys[2].1).await.expect("get").is_some(),
         "the queued event stays"
     );
+}
+
+/// The attempt history is written by `settle` in the same write as the
+/// state, kept by lease and requeue (a replay keeps the audit trail), stored
+/// bounded (the newest `HISTORY_LIMIT`, oldest first, errors cut) whatever
+/// it is given; `next_attempt_at` is stored with QUEUED only and cleared by
+/// a lease, a requeue and any other state.
+async fn attempt_history_and_next_attempt(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-prov"), "history", "a.b");
+    let entry = |at: i64, handler: &str, outcome, error: Option<&str>| {
+        AttemptEntry::new(at, 1, Some(handler), outcome, 7, error)
+    };
+    let leased = |outcome: LeaseOutcome| -> EventRecord {
+        match outcome {
+            LeaseOutcome::Leased(r) => r,
+            other => panic!("the record should be leased, got {other:?}"),
+        }
+    };
+    let settle = |state, history, next_attempt_at, now| Settlement {
+        state,
+        error: None,
+        results: Default::default(),
+        history,
+        next_attempt_at,
+        now,
+    };
+    store.claim(claim(&ev, 100)).await.expect("claim");
+    store.mark_queued(&ev.key(), 100).await.expect("mark");
+    let rec = leased(store.lease(&ev, 200, 60, 1000).await.expect("lease"));
+    assert!(rec.history.is_empty(), "a new record has no history");
+    let first = vec![
+        entry(200, "h1", AttemptOutcome::Succeeded, None),
+        entry(200, "h2", AttemptOutcome::Retryable, Some("h2: 503")),
+        AttemptEntry::new(200, 1, None, AttemptOutcome::Permanent, 0, Some("no handler ran")),
+    ];
+    store
+        .settle(&ev.key(), settle(EventState::Queued, first.clone(), Some(260), 201))
+        .await
+        .expect("settle");
+    let rec = store.get(&ev.key()).await.expect("get").expect("record");
+    assert_eq!(rec.history, first, "settle stores the history as given, in order");
+    assert_eq!(rec.next_attempt_at, Some(260), "a retry records when it is due");
+
+    let Requeue::Requeued(rec) = store.requeue(&ev.key(), 202).await.expect("requeue") else {
+        panic!("a QUEUED record is requeued");
+    };
+    assert_eq!(rec.history, first, "a replay keeps the history");
+    assert_eq!(rec.next_attempt_at, None, "a replayed event is due at once");
+    store
+        .settle(&ev.key(), settle(EventState::Queued, first.clone(), Some(260), 203))
+        .await
+        .expect("settle while not PROCESSING");
+    let rec = store.get(&ev.key()).await.expect("get").expect("record");
+    assert_eq!(rec.next_attempt_at, None, "settle writes nothing unless PROCESSING");
+
+    let rec = leased(store.lease(&ev, 210, 60, 1000).await.expect("lease"));
+    assert_eq!(rec.history, first, "a lease keeps the history");
+    // More entries than the bound, one with a long error: the store keeps
+    // the newest, oldest first, the error cut.
+    let long = "x".repeat(HISTORY_ERROR_CHARS * 4);
+    let mut many = rec.history.clone();
+    many.extend((0..25).map(|i| entry(300 + i, "h2", AttemptOutcome::Retryable, Some(&long))));
+    store
+        .settle(&ev.key(), settle(EventState::Queued, many.clone(), Some(400), 330))
+        .await
+        .expect("settle");
+    let rec = store.get(&ev.key()).await.expect("get").expect("record");
+    assert_eq!(rec.history.len(), HISTORY_LIMIT, "the history is bounded");
+    let ats: Vec<i64> = rec.history.iter().map(|e| e.at).collect();
+    let newest: Vec<i64> = many[many.len() - HISTORY_LIMIT..].iter().map(|e| e.at).collect();
+    assert_eq!(ats, newest, "the oldest entries are dropped, the order kept");
+    let error = rec.history[0].error.as_deref().expect("the error is kept");
+    assert!(
+        error.chars().count() <= HISTORY_ERROR_CHARS + 1 && error.starts_with("xxx"),
+        "a long error is cut ({} chars)",
+        error.chars().count()
+    );
+    assert_eq!(rec.next_attempt_at, Some(400));
+
+    let rec = leased(store.lease(&ev, 410, 60, 1000).await.expect("lease"));
+    assert_eq!(rec.next_attempt_at, None, "the lease takes the announced attempt");
+    let mut last = rec.history.clone();
+    last.push(entry(410, "h2", AttemptOutcome::Succeeded, None));
+    store
+        .settle(&ev.key(), settle(EventState::Done, last, Some(999), 411))
+        .await
+        .expect("settle");
+    let rec = store.get(&ev.key()).await.expect("get").expect("record");
+    assert_eq!(rec.state, EventState::Done);
+    assert_eq!(rec.next_attempt_at, None, "only a QUEUED record has a next attempt");
+    assert_eq!(rec.history.len(), HISTORY_LIMIT);
+    assert_eq!(
+        rec.history.last().map(|e| (e.at, e.outcome)),
+        Some((410, AttemptOutcome::Succeeded)),
+        "the newest entry is last"
+    );
+    let listed = store
+        .list(&ListFilter {
+            provider: Some(format!("{p}-prov")),
+            state: Some(EventState::Done),
+            limit: 50,
+            ..Default::default()
+        })
+        .await
+        .expect("list");
+    let found = listed.iter().find(|r| r.event_id == "history").expect("listed");
+    assert_eq!(found.history, rec.history, "list reads the history too");
 }

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
-use webhooks_core::event::{Event, EventKey, EventRecord, EventState};
+use webhooks_core::event::{bound_history, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
     Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
 };
@@ -55,6 +55,8 @@ fn new_record(event: &Event, state: EventState, attempts: u32, now: i64, lease: 
         payload: Some(event.payload.clone()),
         payload_omitted: false,
         results: serde_json::Map::new(),
+        history: Vec::new(),
+        next_attempt_at: None,
     }
 }
 
@@ -135,6 +137,7 @@ impl EventStore for MemoryStore {
                 r.state = EventState::Processing;
                 r.attempts += 1;
                 r.lease_until = Some(now + lease_secs);
+                r.next_attempt_at = None;
                 r.updated_at = now;
                 Ok(LeaseOutcome::Leased(r.clone()))
             }
@@ -144,9 +147,11 @@ impl EventStore for MemoryStore {
     async fn settle(&self, key: &EventKey, s: Settlement) -> Result<(), StoreError> {
         if let Some((_, r)) = self.records().get_mut(&key.as_string()) {
             if r.state == EventState::Processing {
+                r.next_attempt_at = s.stored_next_attempt_at();
                 r.state = s.state;
                 r.last_error = s.error.or(r.last_error.take());
                 r.results = s.results;
+                r.history = bound_history(s.history);
                 r.lease_until = None;
                 r.updated_at = s.now;
             }
@@ -166,6 +171,7 @@ impl EventStore for MemoryStore {
                 r.state = EventState::Queued;
                 r.attempts = 0;
                 r.lease_until = None;
+                r.next_attempt_at = None;
                 r.updated_at = now;
                 Requeue::Requeued(r.clone())
             }
