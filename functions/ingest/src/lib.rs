@@ -12,11 +12,14 @@ use lambda_http::request::RequestContext;
 use lambda_http::RequestExt;
 use webhooks_aws::emf::Emf;
 use webhooks_aws::Runtime;
+use webhooks_core::http::SourceIp;
 
 /// The shared router, with API Gateway's request id as `x-request-id` when
 /// the caller sent none, so every log line of a delivery carries the id that
 /// API Gateway's access log shows; after each answer, what the request
-/// recorded goes to the log as CloudWatch metrics (EMF).
+/// recorded goes to the log as CloudWatch metrics (EMF). API Gateway's
+/// `sourceIp` (the address that connected to it, which a sender cannot
+/// forge the way it can an `X-Forwarded-For` entry) goes to the refusal log.
 pub fn router(runtime: &Runtime) -> axum::Router {
     let metrics = runtime.metrics.clone();
     webhooks_core::http::router(runtime.app.ingest.clone())
@@ -25,6 +28,7 @@ pub fn router(runtime: &Runtime) -> axum::Router {
             async move { flush_metrics(&metrics, next.run(req).await) }
         }))
         .layer(axum::middleware::map_request(api_gateway_request_id))
+        .layer(axum::middleware::map_request(api_gateway_source_ip))
 }
 
 /// Writes what the request recorded as one EMF document in the log, with
@@ -49,6 +53,18 @@ async fn api_gateway_request_id(mut req: Request) -> Request {
     };
     if let Some(v) = id.and_then(|id| HeaderValue::from_str(&id).ok()) {
         req.headers_mut().insert("x-request-id", v);
+    }
+    req
+}
+
+/// Hands API Gateway's `sourceIp` to the router as [`SourceIp`].
+async fn api_gateway_source_ip(mut req: Request) -> Request {
+    let ip = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.http.source_ip.clone(),
+        _ => None,
+    };
+    if let Some(ip) = ip.filter(|ip| !ip.is_empty()) {
+        req.extensions_mut().insert(SourceIp(ip));
     }
     req
 }

@@ -7,10 +7,11 @@ use anyhow::Context;
 use aws_sdk_cloudformation::error::DisplayErrorContext;
 use std::collections::HashMap;
 use std::sync::Arc;
-use webhooks_aws::dynamodb::DynamoStore;
+use webhooks_aws::dynamodb::{DynamoRefusals, DynamoStore};
 use webhooks_aws::sqs::SqsQueue;
 use webhooks_aws::Clients;
 use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::refusals::{RefusalBounds, RefusalLog};
 use webhooks_core::ports::store::EventStore;
 
 /// The outputs of `template.yaml` that name what the commands use.
@@ -26,7 +27,8 @@ struct Resources {
     dlq_url: String,
 }
 
-pub async fn open(args: &BackendArgs) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn Queue>)> {
+/// The store, the queue and the refusal log (items in the same table).
+pub async fn open(args: &BackendArgs) -> anyhow::Result<(Arc<dyn EventStore>, Arc<dyn Queue>, Arc<dyn RefusalLog>)> {
     let sdk = webhooks_aws::sdk_config(args.endpoint_url.as_deref()).await;
     let outputs = match &args.stack {
         Some(stack) => stack_outputs(&aws_sdk_cloudformation::Client::new(&sdk), stack).await?,
@@ -36,7 +38,8 @@ pub async fn open(args: &BackendArgs) -> anyhow::Result<(Arc<dyn EventStore>, Ar
     let clients = Clients::new(&sdk);
     let store = DynamoStore::new(clients.dynamodb.clone(), &resources.table);
     let queue = SqsQueue::new(clients.sqs.clone(), &resources.queue_url, &resources.dlq_url);
-    Ok((Arc::new(store), Arc::new(queue)))
+    let refusals = DynamoRefusals::new(clients.dynamodb.clone(), &resources.table, RefusalBounds::default());
+    Ok((Arc::new(store), Arc::new(queue), Arc::new(refusals)))
 }
 
 /// Every output of `stack`, by key.

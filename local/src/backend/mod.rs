@@ -11,6 +11,7 @@ use crate::cli::{BackendArgs, BackendKind, DurabilityArg};
 use crate::context;
 use std::sync::Arc;
 use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::refusals::RefusalLog;
 use webhooks_core::ports::store::EventStore;
 
 /// An opened backend. Keep it for as long as its ports are used: the
@@ -18,6 +19,8 @@ use webhooks_core::ports::store::EventStore;
 pub struct Backend {
     pub store: Arc<dyn EventStore>,
     pub queue: Arc<dyn Queue>,
+    /// The refused deliveries ingest kept (the console shows them).
+    pub refusals: Arc<dyn RefusalLog>,
     _sqlite: Option<webhooks_sqlite::SqliteBackend>,
 }
 
@@ -32,6 +35,7 @@ pub async fn open(args: &BackendArgs) -> anyhow::Result<Backend> {
             Ok(Backend {
                 store: db.store(),
                 queue: db.queue(),
+                refusals: db.refusals(),
                 _sqlite: Some(db),
             })
         }
@@ -53,10 +57,11 @@ fn aws_only_flag(args: &BackendArgs) -> Option<&'static str> {
 
 #[cfg(feature = "aws")]
 async fn open_aws(args: &BackendArgs) -> anyhow::Result<Backend> {
-    let (store, queue) = aws::open(args).await?;
+    let (store, queue, refusals) = aws::open(args).await?;
     Ok(Backend {
         store,
         queue,
+        refusals,
         _sqlite: None,
     })
 }

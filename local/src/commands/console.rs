@@ -15,12 +15,15 @@ pub async fn run(args: ConsoleArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot listen on {}", args.addr))?;
     let local = listener.local_addr()?;
-    let state = Arc::new(Console::new(
-        opened.store.clone(),
-        opened.queue.clone(),
-        access,
-        source(&args.backend),
-    ));
+    let state = Arc::new(
+        Console::new(
+            opened.store.clone(),
+            opened.queue.clone(),
+            access,
+            source(&args.backend),
+        )
+        .with_refusals(opened.refusals.clone()),
+    );
     println!("console on http://{local}/console ({})", state.source);
     axum::serve(listener, console::router(state))
         .with_graceful_shutdown(super::serve::shutdown_signal())

@@ -63,7 +63,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                     db.queue(),
                     access,
                     format!("SQLite {}", args.store.db.display()),
-                );
+                )
+                .with_refusals(db.refusals());
                 router = router.merge(console::router(Arc::new(state)));
                 println!("console: http://{local}/console");
             }
@@ -76,10 +77,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tracing::debug!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("server failed")?;
+    // With the peer's address, for the refusal log's source IP.
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("server failed")?;
     info!("stopped accepting; finishing in-flight work");
     let _ = stop_tx.send(true);
     if let Some(w) = worker {

@@ -19,12 +19,14 @@ mod assets;
 mod guard;
 mod pages;
 mod query;
+mod refused;
 mod stream;
 
 use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 use webhooks_core::ports::queue::Queue;
+use webhooks_core::ports::refusals::{NoRefusals, RefusalLog};
 use webhooks_core::ports::store::EventStore;
 
 pub use guard::Access;
@@ -46,6 +48,8 @@ pub struct Console {
     csrf: String,
     /// Where the data comes from, shown in the header ("SQLite ./webhooks.db").
     pub source: String,
+    /// The refused deliveries shown at `/console/refused`.
+    pub refusals: Arc<dyn RefusalLog>,
 }
 
 impl Console {
@@ -56,7 +60,13 @@ impl Console {
             access,
             csrf: guard::random_token(),
             source,
+            refusals: Arc::new(NoRefusals),
         }
+    }
+
+    /// The same console, showing the refusals kept in `log`.
+    pub fn with_refusals(self, refusals: Arc<dyn RefusalLog>) -> Self {
+        Self { refusals, ..self }
     }
 }
 
@@ -71,6 +81,7 @@ pub fn router(console: Arc<Console>) -> Router {
             "/console/replay",
             get(pages::confirm_replay).post(actions::replay_matching),
         )
+        .route("/console/refused", get(refused::page))
         .route("/console/stream", get(stream::tail))
         .route("/console/login", get(pages::login).post(guard::login))
         .route("/console/assets/{name}", get(assets::serve))

@@ -53,7 +53,7 @@ pub fn next_attempt(record: &EventRecord) -> Option<i64> {
     }
 }
 
-fn layout(console: &Console, title: &str, body: Markup) -> Html<String> {
+pub(super) fn layout(console: &Console, title: &str, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -72,6 +72,7 @@ fn layout(console: &Console, title: &str, body: Markup) -> Html<String> {
                         nav {
                             a href="/console" { "Events" }
                             a href="/console?state=FAILED" { "Dead letters" }
+                            a href="/console/refused" { "Refused" }
                         }
                         span.source title="where this console reads" { (console.source) }
                     }

@@ -267,6 +267,26 @@ async fn the_console_in_a_real_browser() {
         wait_for_text(&client, "evt_web_live", false).await;
         shoot(&client, "06-live-tail").await;
 
+        // A delivery without its signature, seen on the Refused page.
+        let refused = http
+            .post(serve.url("gigstack"))
+            .header("content-type", "application/json")
+            .body(gigstack_body("evt_web_unsigned", "invoice.created"))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(refused.status().as_u16(), 401);
+        client
+            .find(Locator::LinkText("Refused"))
+            .await
+            .expect("the Refused link")
+            .click()
+            .await
+            .expect("click");
+        let page = wait_for_text(&client, "missing_signature", false).await;
+        assert!(page.contains("X-Gigstack-Signature"), "the absent header named: {page}");
+        shoot(&client, "06b-refused").await;
+
         // A phone-sized window.
         client.set_window_size(390, 844).await.expect("resize");
         client.goto(&format!("{base}/console")).await.expect("goto");

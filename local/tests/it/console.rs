@@ -450,3 +450,123 @@ async fn no_console_turns_it_off() {
     let (status, _, _) = get(&client(), &format!("{}/console", base(&serve))).await;
     assert_eq!(status, 404);
 }
+
+/// Posts `body` to `provider` with these headers; returns (status, request id).
+async fn post_raw(
+    http: &reqwest::Client,
+    serve: &Serve,
+    provider: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String) {
+    let mut req = http
+        .post(serve.url(provider))
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    let resp = req.send().await.expect("post");
+    let id = resp.headers()["x-request-id"].to_str().expect("request id").to_string();
+    (resp.status().as_u16(), id)
+}
+
+/// The rows of the refused page's table.
+fn refused_rows(page: &str) -> usize {
+    page.matches("<td class=\"reason\"").count()
+}
+
+#[tokio::test]
+async fn refused_deliveries_are_listed_with_their_reason_and_nothing_secret() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let serve = Serve::start(&wd, &wd.config(&sink, 5, 100), &[]);
+    assert!(printed(&serve, "console: http://").await, "{}", serve.output());
+    let http = client();
+    let body = r#"{"id":"evt_refused_1","type":"invoice.created","note":"BODY-MARKER-7f3a"}"#;
+    let (status, bad_sig) = post_raw(
+        &http,
+        &serve,
+        "gigstack",
+        &[
+            ("x-gigstack-signature", "SIG-MARKER-c0ffee"),
+            ("x-forwarded-for", "198.51.100.23, 10.0.0.1"),
+        ],
+        body,
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, missing) = post_raw(&http, &serve, "gigstack", &[], body).await;
+    assert_eq!(status, 401);
+    let (status, unknown) = post_raw(
+        &http,
+        &serve,
+        "nosuchprovider",
+        &[("x-signature", "SIG-MARKER-c0ffee")],
+        body,
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    let (_, _, events) = get(&http, &format!("{}/console", base(&serve))).await;
+    assert!(events.contains("href=\"/console/refused\""), "the nav links the page");
+    let (status, _, page) = get(&http, &format!("{}/console/refused", base(&serve))).await;
+    assert_eq!(status, 200);
+    assert_eq!(refused_rows(&page), 3, "{page}");
+    for (reason, id) in [
+        ("invalid_signature", &bad_sig),
+        ("missing_signature", &missing),
+        ("unknown_provider", &unknown),
+    ] {
+        assert!(page.contains(reason), "{reason} listed");
+        assert!(page.contains(id.as_str()), "the request id of {reason} listed");
+    }
+    // Newest first.
+    assert!(page.find(unknown.as_str()) < page.find(bad_sig.as_str()));
+    assert!(page.contains("198.51.100.23"), "X-Forwarded-For's first entry");
+    assert!(!page.contains("10.0.0.1"), "only the first entry");
+    assert!(page.contains("127.0.0.1"), "the peer address without X-Forwarded-For");
+    assert!(page.contains("X-Gigstack-Signature"), "the expected header's name");
+    assert!(page.contains(&format!(">{}<", body.len())), "the body's size");
+    for secret in ["SIG-MARKER", "BODY-MARKER", "evt_refused_1", GIGSTACK_SECRET] {
+        assert!(!page.contains(secret), "{secret} must not be shown");
+    }
+    // The signature header was present on the first, absent on the second.
+    let row = |id: &str| {
+        let at = page.find(id).expect("row");
+        let end = page[at..].find("</tr>").expect("row end") + at;
+        page[at..end].to_string()
+    };
+    assert!(row(&bad_sig).contains("<td class=\"present\">X-Gigstack-Signature</td><td class=\"absent\"></td>"));
+    assert!(row(&missing).contains("<td class=\"present\"></td><td class=\"absent\">X-Gigstack-Signature</td>"));
+
+    let (_, _, filtered) = get(&http, &format!("{}/console/refused?provider=gigstack", base(&serve))).await;
+    assert_eq!(refused_rows(&filtered), 2, "one provider's");
+    assert!(!filtered.contains(unknown.as_str()) && !filtered.contains("unknown_provider"));
+    assert!(serve.output().contains("console: http://"));
+}
+
+#[tokio::test]
+async fn a_flood_of_bad_deliveries_stores_at_most_the_sample_and_answers_every_one() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let serve = Serve::start(&wd, &wd.config(&sink, 5, 100), &[]);
+    assert!(printed(&serve, "console: http://").await, "{}", serve.output());
+    let http = client();
+    let started = std::time::Instant::now();
+    let body = gigstack_body("evt_flood", "invoice.created");
+    for _ in 0..100 {
+        let (status, _) = post_raw(&http, &serve, "gigstack", &[("x-gigstack-signature", "00")], &body).await;
+        assert_eq!(status, 401);
+    }
+    let elapsed = started.elapsed().as_secs() as usize;
+    let (_, _, page) = get(&http, &format!("{}/console/refused", base(&serve))).await;
+    let rows = refused_rows(&page);
+    // Ten at once, then one a second.
+    assert!(rows >= 10 && rows <= 10 + elapsed + 1, "{rows} stored in {elapsed} s");
+    let (_, _, metrics) = get(&http, &format!("{}/metrics", base(&serve))).await;
+    assert!(
+        metrics.contains(r#"rejected_total{provider="gigstack",reason="invalid_signature"} 100"#),
+        "every refusal is counted: {metrics}"
+    );
+}

@@ -4,6 +4,7 @@
 //! adapters through [`App::build`], the same wiring as the local command.
 //! No verification, claiming or dispatch logic lives here.
 
+use crate::dynamodb::DynamoRefusals;
 use crate::dynamodb::DynamoStore;
 use crate::emf::Emf;
 use crate::env::AwsEnv;
@@ -18,6 +19,7 @@ use tracing::{error, info, warn};
 use webhooks_core::app::{App, Ports};
 use webhooks_core::config::{AppConfig, ConfigError, DEFAULT_TOML};
 use webhooks_core::handlers::{HandlerDeps, HandlerRegistry};
+use webhooks_core::ports::refusals::RefusalBounds;
 use webhooks_core::provider::{Provider, Providers};
 use webhooks_core::secret::SecretResolver;
 
@@ -139,7 +141,12 @@ pub fn build(
     let app = App::build_with(
         config,
         secrets,
-        Ports::new(store.clone(), queue.clone(), artifacts),
+        // Refused deliveries go to the same table (see `DynamoRefusals`).
+        Ports::new(store.clone(), queue.clone(), artifacts).with_refusals(Arc::new(DynamoRefusals::new(
+            clients.dynamodb.clone(),
+            &env.events_table,
+            RefusalBounds::default(),
+        ))),
         extra,
     )?;
     for (provider, why) in &app.providers.disabled {

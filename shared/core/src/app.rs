@@ -9,6 +9,7 @@ use crate::pipeline::process::Processor;
 use crate::ports::admission::{Admission, ClaimThenEnqueue};
 use crate::ports::artifacts::ArtifactStore;
 use crate::ports::queue::Queue;
+use crate::ports::refusals::{NoRefusals, RefusalLog};
 use crate::ports::store::EventStore;
 use crate::provider::{ProviderError, Providers};
 use crate::secret::{SecretError, SecretResolver};
@@ -44,6 +45,8 @@ pub struct Ports {
     /// How ingest claims and enqueues: [`ClaimThenEnqueue`] over the store
     /// and queue unless an adapter does both at once.
     pub admission: Arc<dyn Admission>,
+    /// Where ingest keeps refused deliveries; [`NoRefusals`] unless set.
+    pub refusals: Arc<dyn RefusalLog>,
 }
 
 impl Ports {
@@ -55,12 +58,18 @@ impl Ports {
             queue,
             artifacts,
             admission,
+            refusals: Arc::new(NoRefusals),
         }
     }
 
     /// The same ports with another admission.
     pub fn with_admission(self, admission: Arc<dyn Admission>) -> Self {
         Self { admission, ..self }
+    }
+
+    /// The same ports with a refusal log.
+    pub fn with_refusals(self, refusals: Arc<dyn RefusalLog>) -> Self {
+        Self { refusals, ..self }
     }
 }
 
@@ -111,12 +120,15 @@ impl App {
                 });
             }
         }
-        let ingest = Arc::new(Ingest::new(
-            providers.clone(),
-            ports.admission,
-            ports.store.clone(),
-            config.ingest.clone(),
-        ));
+        let ingest = Arc::new(
+            Ingest::new(
+                providers.clone(),
+                ports.admission,
+                ports.store.clone(),
+                config.ingest.clone(),
+            )
+            .with_refusals(ports.refusals),
+        );
         let processor = Arc::new(Processor::new(
             providers.clone(),
             handler_registry,

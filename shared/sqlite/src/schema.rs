@@ -2,7 +2,8 @@
 //! per event record, keyed `provider#event_id`) and the `queue` table (one
 //! row per message; a message of an admitted event refers to its record by
 //! `event_pk` instead of copying it). Databases of earlier versions are
-//! brought up to date by [`MIGRATIONS`], recorded in `PRAGMA user_version`.
+//! brought up to date by [`MIGRATIONS`] (tables added later, like
+//! `refusals`, are created by the schema's `IF NOT EXISTS` on every open), recorded in `PRAGMA user_version`.
 //! The file is an ordinary SQLite database: `sqlite3 webhooks.db` reads it.
 
 use crate::writer::DbError;
@@ -58,6 +59,18 @@ CREATE TABLE IF NOT EXISTS queue (
     enqueued_at   INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS queue_ready ON queue(dead, visible_at_ms);
+-- Refused deliveries, newest by id; names and numbers only (see
+-- webhooks_core::ports::refusals). Created here, not by a migration, so a
+-- database of an earlier version gets it on open as well.
+CREATE TABLE IF NOT EXISTS refusals (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    provider TEXT NOT NULL,
+    at       INTEGER NOT NULL,
+    reason   TEXT NOT NULL,
+    -- The refusal as JSON.
+    refusal  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refusals_by_provider ON refusals(provider, id);
 "#;
 
 /// Creates the schema, or brings a database of an earlier version up to date.

@@ -36,6 +36,33 @@ async fn dynamodb_store_passes_the_store_contract() {
 }
 
 #[tokio::test]
+async fn dynamodb_refusals_pass_the_contract_and_stay_out_of_the_event_store() {
+    let Some(c) = emulator("dynamodb_refusals_pass_the_contract_and_stay_out_of_the_event_store").await else {
+        return;
+    };
+    let table = unique("refusals");
+    create_table(&c.dynamodb, &table).await.expect("create table");
+    let log = webhooks_aws::dynamodb::DynamoRefusals::new(
+        c.dynamodb.clone(),
+        &table,
+        webhooks_testkit::contract::refusals::BOUNDS,
+    );
+    webhooks_testkit::contract::refusals::run_all(&log).await;
+    // The same table's event store neither lists them nor chokes on them.
+    let store = DynamoStore::new(c.dynamodb.clone(), &table);
+    let listed = store
+        .list(&webhooks_core::ports::store::ListFilter::default())
+        .await
+        .expect("list");
+    assert!(listed.is_empty(), "{listed:?}");
+    store.purge_expired(i64::MAX).await.expect("purge");
+    let refusals = webhooks_core::ports::refusals::RefusalLog::list(&log, None, 10)
+        .await
+        .expect("list");
+    assert!(!refusals.is_empty(), "the purge leaves refusals to TTL");
+}
+
+#[tokio::test]
 async fn dynamodb_store_leaves_out_payloads_over_the_item_limit() {
     let Some(c) = emulator("dynamodb_store_leaves_out_payloads_over_the_item_limit").await else {
         return;

@@ -9,15 +9,16 @@ mod answer;
 
 pub use answer::answer;
 
-use crate::pipeline::ingest::{Inbound, Ingest, IngestError};
+use crate::pipeline::ingest::{Inbound, Ingest, IngestError, Refused};
 use axum::body::Body;
-use axum::extract::{Extension, Path, Request, State};
+use axum::extract::{ConnectInfo, Extension, Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
 use rand::Rng;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// Builds the router over an ingest pipeline. Every answer, whatever the
@@ -30,6 +31,13 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
         .with_state(ingest)
         .layer(axum::middleware::from_fn(with_request_id))
 }
+
+/// The sender's address as a trusted front (API Gateway's `sourceIp`) saw
+/// it; the ingest Lambda puts it in the request's extensions. Without it the
+/// refusal log takes `X-Forwarded-For`'s first entry, else the peer address
+/// (when the server was started with connect info).
+#[derive(Debug, Clone)]
+pub struct SourceIp(pub String);
 
 /// The request id of one request, chosen once by [`with_request_id`].
 #[derive(Debug, Clone)]
@@ -55,10 +63,15 @@ async fn not_found() -> Response {
     (StatusCode::NOT_FOUND, Json(serde_json::json!({"error": "not_found"}))).into_response()
 }
 
-/// Reads the body with the configured limit, answering 413 past it.
+/// Reads the body with the configured limit, answering 413 past it. Every
+/// answer that is not an acceptance is offered to the refusal log here,
+/// after it is decided: the accepted path does not pay for it.
+#[allow(clippy::too_many_arguments)]
 async fn webhook(
     State(ingest): State<Arc<Ingest>>,
     Extension(RequestId(request_id)): Extension<RequestId>,
+    front: Option<Extension<SourceIp>>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     Path(provider): Path<String>,
     method: Method,
     uri: Uri,
@@ -72,20 +85,23 @@ async fn webhook(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     let known = ingest.providers().get(&provider).is_some() || ingest.providers().pending_reason(&provider).is_some();
-    let outcome = if !known {
-        Err(IngestError::UnknownProvider)
+    // The body's size as far as it is known: read, else declared.
+    let mut body_bytes = declared.unwrap_or(0);
+    let (outcome, headers) = if !known {
+        (Err(IngestError::UnknownProvider), headers)
     } else if declared.is_some_and(|n| n > limit) {
-        Err(IngestError::TooLarge)
+        (Err(IngestError::TooLarge), headers)
     } else {
         match axum::body::to_bytes(body, limit).await {
-            Err(e) if is_over_limit(&e) => Err(IngestError::TooLarge),
+            Err(e) if is_over_limit(&e) => (Err(IngestError::TooLarge), headers),
             Err(e) => {
                 // The client went away (or broke the framing) before the body
                 // ended: nothing was read, so nothing is kept.
                 tracing::info!(%request_id, provider = %provider, error = %e, "body not received in full; nothing kept");
-                Err(IngestError::Incomplete)
+                (Err(IngestError::Incomplete), headers)
             }
             Ok(bytes) => {
+                body_bytes = bytes.len();
                 let inbound = Inbound {
                     provider: provider.clone(),
                     method,
@@ -94,14 +110,39 @@ async fn webhook(
                     path: uri.path().to_string(),
                     body: bytes,
                     now: crate::time::unix_now(),
-                    request_id,
+                    request_id: request_id.clone(),
                 };
-                ingest.handle(&inbound).await
+                let outcome = ingest.handle(&inbound).await;
+                (outcome, inbound.headers)
             }
         }
     };
     crate::telemetry::ingested(&provider, known, &outcome, started.elapsed());
+    if let Err(error) = &outcome {
+        let source_ip = front
+            .map(|Extension(SourceIp(ip))| ip)
+            .or_else(|| forwarded_for(&headers))
+            .or_else(|| peer.map(|Extension(ConnectInfo(addr))| addr.ip().to_string()));
+        let refused = Refused {
+            provider: &provider,
+            error,
+            request_id: &request_id,
+            headers: &headers,
+            query: uri.query(),
+            source_ip,
+            body_bytes: body_bytes as u64,
+            now: crate::time::unix_now(),
+        };
+        ingest.record_refusal(refused).await;
+    }
     answer(ingest.settings().accepted_status, outcome)
+}
+
+/// `X-Forwarded-For`'s first entry: the client as the first proxy saw it.
+fn forwarded_for(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-forwarded-for")?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty() && first.len() <= 64).then(|| first.to_string())
 }
 
 /// Whether reading the body failed because it passed the size limit (and

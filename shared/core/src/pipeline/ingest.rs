@@ -7,6 +7,7 @@ use crate::config::IngestSettings;
 use crate::event::{Event, EventKey, EventState};
 use crate::ports::admission::{Admission, AdmissionBatch, AdmissionError};
 use crate::ports::queue::QueueError;
+use crate::ports::refusals::{NoRefusals, Refusal, RefusalLog, RefusalSampler, UNKNOWN_PROVIDER};
 use crate::ports::store::{ClaimOutcome, EventStore};
 use crate::provider::{PayloadError, Provider, Providers};
 use crate::verify::{Handshake, Request, VerifyError};
@@ -71,7 +72,27 @@ pub struct Ingest {
     /// Read only, for the occurrences of providers with a dedup window.
     store: Arc<dyn EventStore>,
     settings: IngestSettings,
+    /// Where refused deliveries are kept, as far as `sampler` lets them.
+    refusals: Arc<dyn RefusalLog>,
+    sampler: RefusalSampler,
 }
+
+/// What the HTTP layer knows of a request ingest did not accept.
+#[derive(Debug)]
+pub struct Refused<'a> {
+    /// The provider named in the path.
+    pub provider: &'a str,
+    pub error: &'a IngestError,
+    pub request_id: &'a str,
+    pub headers: &'a HeaderMap,
+    pub query: Option<&'a str>,
+    pub source_ip: Option<String>,
+    pub body_bytes: u64,
+    pub now: i64,
+}
+
+/// How long storing a refusal may hold its (already decided) answer back.
+const REFUSAL_WRITE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 impl Ingest {
     pub fn new(
@@ -85,6 +106,65 @@ impl Ingest {
             admission,
             store,
             settings,
+            refusals: Arc::new(NoRefusals),
+            sampler: RefusalSampler::default(),
+        }
+    }
+
+    /// The same pipeline, keeping refused deliveries in `log`.
+    pub fn with_refusals(self, log: Arc<dyn RefusalLog>) -> Self {
+        Self { refusals: log, ..self }
+    }
+
+    /// Keeps a refused delivery in the refusal log, if it is one (not a 409
+    /// "come back later", not a 405 to a stray GET) and the sampler lets it
+    /// through. Only names are kept: which of the scheme's expected headers
+    /// and query parameters were there, never their values or the body.
+    /// Runs only on the refused path, after the answer is decided; a failure
+    /// (or a write slower than [`REFUSAL_WRITE_TIMEOUT`]) is logged and
+    /// changes nothing.
+    pub async fn record_refusal(&self, refused: Refused<'_>) {
+        if matches!(refused.error, IngestError::InFlight | IngestError::MethodNotAllowed) {
+            return;
+        }
+        let configured = self.providers.get(refused.provider);
+        let known = configured.is_some() || self.providers.pending_reason(refused.provider).is_some();
+        let provider = if known { refused.provider } else { UNKNOWN_PROVIDER };
+        if !self.sampler.admit(provider, std::time::Instant::now()) {
+            return;
+        }
+        let (mut present, mut absent) = (Vec::new(), Vec::new());
+        if let Some(p) = configured {
+            let expected = p.verifier.expected_names();
+            for (name, _) in expected.headers {
+                let there = refused.headers.contains_key(name.as_str());
+                if there { &mut present } else { &mut absent }.push(name);
+            }
+            let query = parse_query(refused.query);
+            for (name, _) in expected.query {
+                let there = query.iter().any(|(n, _)| *n == name);
+                if there { &mut present } else { &mut absent }.push(format!("?{name}"));
+            }
+        }
+        let refusal = Refusal {
+            at: refused.now,
+            provider: provider.to_string(),
+            status: refused.error.status(),
+            reason: crate::telemetry::rejection_reason(refused.error).to_string(),
+            request_id: refused.request_id.to_string(),
+            source_ip: refused.source_ip,
+            body_bytes: refused.body_bytes,
+            present,
+            absent,
+        };
+        match tokio::time::timeout(REFUSAL_WRITE_TIMEOUT, self.refusals.record(refusal)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                warn!(request_id = %refused.request_id, provider, error = %e, "refusal not kept");
+            }
+            Err(_) => {
+                warn!(request_id = %refused.request_id, provider, "refusal not kept: the log did not answer in time")
+            }
         }
     }
 

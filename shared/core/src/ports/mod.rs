@@ -9,9 +9,12 @@
 //!   backoff and a dead-letter queue;
 //! - [`admission`]: the claim and enqueue of one delivery's events, before
 //!   the sender is answered;
-//! - [`artifacts`]: files handlers keep (invoice PDFs).
+//! - [`artifacts`]: files handlers keep (invoice PDFs);
+//! - [`refusals`]: the last refused deliveries, bounded and sampled, with
+//!   names and reason codes only.
 
 pub mod admission;
 pub mod artifacts;
 pub mod queue;
+pub mod refusals;
 pub mod store;

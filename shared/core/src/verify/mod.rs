@@ -214,6 +214,23 @@ pub trait Verifier: Send + Sync + Debug {
     fn signs_url(&self) -> bool {
         false
     }
+
+    /// The names of the headers and query parameters a valid delivery
+    /// carries (names only), for the refusal log's present/absent lists.
+    /// By default those [`sign`](Self::sign) produces for an empty body;
+    /// schemes that cannot sign name theirs.
+    fn expected_names(&self) -> Signed {
+        let signed = self.sign(&SignInput {
+            body: b"",
+            now: 0,
+            id: "x",
+            url: "https://localhost/",
+        });
+        Signed {
+            headers: signed.headers.into_iter().map(|(n, _)| (n, String::new())).collect(),
+            query: signed.query.into_iter().map(|(n, _)| (n, String::new())).collect(),
+        }
+    }
 }
 
 /// The configuration of a verifier, selected by `scheme` in the provider's

@@ -249,6 +249,15 @@ impl Verifier for PublicKeyVerifier {
     fn can_sign(&self) -> bool {
         false
     }
+
+    /// The signature header and, when signed, the timestamp header.
+    fn expected_names(&self) -> Signed {
+        let mut headers = vec![(self.config.header.clone(), String::new())];
+        if let Some(ts) = &self.config.timestamp_header {
+            headers.push((ts.clone(), String::new()));
+        }
+        Signed { headers, query: vec![] }
+    }
 }
 
 #[cfg(test)]

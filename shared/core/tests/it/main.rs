@@ -10,5 +10,6 @@ mod http_answers;
 mod load_exactly_once;
 mod process;
 mod processor_fixture;
+mod refusals;
 mod replay;
 mod worker;

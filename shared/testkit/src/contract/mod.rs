@@ -2,4 +2,5 @@
 
 pub mod admission;
 pub mod queue;
+pub mod refusals;
 pub mod store;
