@@ -87,6 +87,11 @@ pub struct DeadLettersListArgs {
     /// instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// The configuration whose `retry.processing_lease_secs` and
+    /// `ingest.retention_days` apply when a listed dead letter's record,
+    /// left waiting by the queue's redrive policy, is marked FAILED.
+    #[command(flatten)]
+    pub config: ConfigArgs,
     #[command(flatten)]
     pub backend: BackendArgs,
 }

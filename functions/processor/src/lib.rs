@@ -129,7 +129,10 @@ impl BatchHandler {
                 // Nothing can ever process it: park it in the DLQ now.
                 warn!(message_id = %message_id, error = %e, "not an event envelope; dead-lettered");
                 let retry = match self.queue.dead_letter_raw(receipt, body, &e.to_string()).await {
-                    Ok(()) => false,
+                    Ok(()) => {
+                        webhooks_core::telemetry::dead_lettered(poison_provider(&record));
+                        false
+                    }
                     Err(e) => {
                         warn!(message_id = %message_id, error = %e, "could not dead-letter; the redrive policy will");
                         true
@@ -142,6 +145,26 @@ impl BatchHandler {
             }
         }
     }
+}
+
+/// The provider a poison message is counted under in `DeadLettered`: the
+/// `provider` message attribute the ingest sets on every message it sends,
+/// when present and shaped like a provider name (a bounded dimension);
+/// otherwise (a message sent by hand, or attributes lost) the provider
+/// cannot be known and it is counted under "unknown", so the metric's total
+/// still matches what reached the dead-letter queue.
+fn poison_provider(record: &SqsMessage) -> &str {
+    record
+        .message_attributes
+        .get("provider")
+        .and_then(|a| a.string_value.as_deref())
+        .filter(|p| {
+            !p.is_empty()
+                && p.len() <= 64
+                && p.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        })
+        .unwrap_or("unknown")
 }
 
 /// What became of one record of a batch.

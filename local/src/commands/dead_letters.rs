@@ -5,12 +5,13 @@
 use crate::backend;
 use crate::cli::{DeadLettersListArgs, DiscardArgs, FilterArgs};
 use crate::commands::events::{cell, list_filter, summary};
+use crate::context;
 use std::process::ExitCode;
 use webhooks_core::event::EventRecord;
 use webhooks_core::pipeline::replay;
 use webhooks_core::ports::queue::DeadLetter;
 use webhooks_core::ports::store::ListFilter;
-use webhooks_core::time::iso8601;
+use webhooks_core::time::{iso8601, unix_now};
 
 /// Most dead letters looked at when filters are given: the queue can only
 /// be read whole and filtered here, and this bounds that read.
@@ -28,6 +29,7 @@ pub async fn list(args: DeadLettersListArgs) -> anyhow::Result<ExitCode> {
         args.limit,
     )?;
     let filtered = filter.provider.is_some() || filter.event_type.is_some() || filter.since.is_some();
+    let config = context::load_config(&args.config)?;
     let backend = backend::open(&args.backend).await?;
     let scan = if filtered { FILTERED_SCAN_CAP } else { args.limit };
     let letters: Vec<DeadLetter> = backend
@@ -39,9 +41,21 @@ pub async fn list(args: DeadLettersListArgs) -> anyhow::Result<ExitCode> {
         .take(args.limit)
         .collect();
     // Each letter with its record (attempts, last update); a record that
-    // has expired or been discarded meanwhile is shown without them.
+    // has expired or been discarded meanwhile is shown without them. A
+    // record still waiting for its message (SQS's redrive policy moved it
+    // when a processor died at the receive limit) is marked FAILED first,
+    // as the processor Lambda's `dead_letters` command does: one rule.
+    let now = unix_now();
     let mut rows = Vec::with_capacity(letters.len());
     for letter in letters {
+        replay::fail_waiting_record(
+            backend.store.as_ref(),
+            &letter,
+            now,
+            config.retry.processing_lease_secs,
+            config.ingest.retention_secs(),
+        )
+        .await;
         let record = backend.store.get(&letter.event.key()).await?;
         rows.push((letter, record));
     }

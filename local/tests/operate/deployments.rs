@@ -4,6 +4,7 @@ use crate::suite::Deployment;
 use crate::support::{self, gigstack_signature, Serve, Sink, Workdir};
 use std::process::{Command, Output};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tower::ServiceExt;
 use webhooks_aws::{AwsEnv, Clients, Runtime};
 use webhooks_core::config::AppConfig;
@@ -167,6 +168,45 @@ impl AwsStack {
             endpoint: endpoint.to_string(),
             stack,
             _runtime: Arc::new(runtime),
+        }
+    }
+}
+
+impl AwsStack {
+    /// Runs the binary with the stack's flags and the suite's configuration
+    /// (its 5 s processing lease).
+    pub fn cli_with_config(&self, args: &[&str]) -> Output {
+        let config = self.wd.path("config.toml");
+        let mut all = args.to_vec();
+        all.extend(["--config", config.to_str().expect("utf-8 path")]);
+        self.cli(&all)
+    }
+
+    /// Receives every message on the main queue without processing it, as
+    /// a processor that dies before settling would, until SQS's redrive
+    /// policy (maxReceiveCount 5) has moved them all to the dead letters.
+    /// Returns how many receives it took.
+    pub async fn receive_until_redriven(&self) -> u32 {
+        let mut receives = 0;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let got = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .send()
+                .await
+                .expect("receive");
+            if got.messages().is_empty() {
+                return receives;
+            }
+            receives += 1;
+            assert!(
+                Instant::now() < deadline,
+                "still on the queue after {receives} receives"
+            );
         }
     }
 }

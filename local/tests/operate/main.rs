@@ -33,6 +33,71 @@ async fn the_operating_commands_on_a_deployed_stack() {
     suite::run(&deployment, &sink).await;
 }
 
+/// A processor that dies at the receive limit leaves the message to SQS's
+/// redrive policy, which moves it to the dead letters with the record still
+/// QUEUED. `dead-letters list` shows it FAILED with why, as the processor
+/// Lambda's `dead_letters` command would (one function in webhooks-core).
+#[tokio::test]
+async fn dead_letters_list_marks_failed_a_record_the_redrive_policy_left_waiting() {
+    let Some(endpoint) = webhooks_testkit_aws::endpoint_for_test(
+        "dead_letters_list_marks_failed_a_record_the_redrive_policy_left_waiting",
+    ) else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let stack = AwsStack::create(&endpoint, &sink).await;
+    let id = "evt_op_stranded";
+    assert_eq!(
+        suite::Deployment::deliver(&stack, &support::gigstack_body(id, "invoice.created")).await,
+        200
+    );
+    let receives = stack.receive_until_redriven().await;
+    assert!(receives >= 5, "moved only past maxReceiveCount: {receives}");
+    let record = |stack: &AwsStack| -> serde_json::Value {
+        let out = suite::Deployment::cli(stack, &["events", "show", "gigstack", id, "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    };
+    assert_eq!(
+        record(&stack)["state"],
+        "QUEUED",
+        "the redrive policy does not touch the record"
+    );
+    // Past the processing lease (5 s in the suite's configuration): no
+    // replay is moving it back right now.
+    tokio::time::sleep(std::time::Duration::from_millis(5_500)).await;
+
+    let out = stack.cli_with_config(&["dead-letters", "list", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let why = "moved to the dead-letter queue by the queue's redrive policy after 5 receives";
+    assert_eq!(
+        (
+            &lines[0]["id"],
+            &lines[0]["state"],
+            &lines[0]["reason"],
+            &lines[0]["last_error"]
+        ),
+        (
+            &serde_json::json!(id),
+            &serde_json::json!("FAILED"),
+            &serde_json::json!(why),
+            &serde_json::json!(why)
+        ),
+        "{lines:?}"
+    );
+    let after = record(&stack);
+    assert_eq!(
+        (&after["state"], &after["last_error"]),
+        (&serde_json::json!("FAILED"), &serde_json::json!(why)),
+        "{after}"
+    );
+    assert!(sink.effects().is_empty(), "no handler ran: {:?}", sink.effects());
+}
+
 #[tokio::test]
 async fn a_stack_that_does_not_exist_is_named_in_the_error() {
     let Some(endpoint) = webhooks_testkit_aws::endpoint_for_test("a_stack_that_does_not_exist_is_named_in_the_error")

@@ -229,7 +229,8 @@ pub async fn create_queue_pair(
 }
 
 /// What SQS hands a processor Lambda for these messages (the event source
-/// mapping's record for each: id, receipt handle, body, system attributes).
+/// mapping's record for each: id, receipt handle, body, system attributes,
+/// and the string message attributes received with it).
 pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events::event::sqs::SqsEvent {
     let mut event = aws_lambda_events::event::sqs::SqsEvent::default();
     for m in messages {
@@ -241,6 +242,12 @@ pub fn sqs_event(messages: &[aws_sdk_sqs::types::Message]) -> aws_lambda_events:
             .attributes()
             .map(|a| a.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
             .unwrap_or_default();
+        for (name, value) in m.message_attributes().into_iter().flatten() {
+            let mut attribute = aws_lambda_events::event::sqs::SqsMessageAttribute::default();
+            attribute.string_value = value.string_value().map(str::to_string);
+            attribute.data_type = Some(value.data_type().to_string());
+            record.message_attributes.insert(name.clone(), attribute);
+        }
         record.event_source = Some("aws:sqs".into());
         event.records.push(record);
     }

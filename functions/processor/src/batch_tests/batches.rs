@@ -451,3 +451,112 @@ async fn a_crash_looping_record_is_moved_by_the_redrive_policy_and_redriven() {
     assert_eq!(counter.runs(&key.id), 1, "processed once after the redrive");
     assert!(stack.dlq_messages().await.is_empty());
 }
+
+/// A message whose record another processor holds is retried until that
+/// lease ends, however many receives that takes: at the queue's
+/// maxReceiveCount it is re-sent fresh (receive count back at zero), so
+/// SQS's redrive policy never moves it to the dead letters while its record
+/// waits (left there, the record would say QUEUED with nothing to run it).
+#[tokio::test]
+async fn a_message_waiting_for_another_processors_lease_never_reaches_the_dead_letters() {
+    let Some(endpoint) = endpoint("a_message_waiting_for_another_processors_lease_never_reaches_the_dead_letters")
+    else {
+        return;
+    };
+    const MAX_RECEIVES: u32 = 2;
+    let stack = Stack::create(&endpoint, "proc-busy", MAX_RECEIVES).await;
+    let counter = Counter::default();
+    let overlay = format!("{COUNT_ALL}\n[retry]\nmax_attempts = {MAX_RECEIVES}\n");
+    let runtime = stack.runtime(&overlay, &counter);
+    ingest(&runtime, &["apigw-gigstack-invoice-created.json"]).await;
+    let key = EventKey::new("gigstack", "evt_gs_test_0001");
+    let record = runtime.store.get(&key).await.expect("get").expect("record");
+    assert_eq!(record.state, EventState::Queued);
+
+    // Another processor leases the record at `then` for 1 s. This one
+    // processes every receive as of `then` (the stores compare leases with
+    // the time they are given): the lease stays live for it however many
+    // receives pass, and each wait is 1 s of real time.
+    let then = webhooks_core::time::unix_now();
+    let event = webhooks_core::event::Event {
+        provider: record.provider.clone(),
+        id: record.event_id.clone(),
+        event_type: record.event_type.clone(),
+        received_at: record.received_at,
+        payload: record.payload.clone().expect("payload kept"),
+        request_id: None,
+    };
+    let leased = runtime.store.lease(&event, then, 1, 86_400).await.expect("lease");
+    assert!(matches!(leased, webhooks_core::ports::store::LeaseOutcome::Leased(_)));
+    let processor = runtime.app.processor.clone();
+    let as_of_then: RunOne = Arc::new(move |message: ReceivedMessage| {
+        let processor = processor.clone();
+        Box::pin(async move { processor.run(&message, then).await })
+    });
+    let waiting = BatchHandler::with_runner(runtime.queue.clone(), as_of_then);
+
+    let receives = 3 * MAX_RECEIVES + 1;
+    let mut fresh = 0;
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut done = 0;
+    while done < receives {
+        assert!(Instant::now() < deadline, "only {done} receives in time");
+        let got = stack.receive_raw(1, 30).await;
+        let Some(message) = got.first() else { continue };
+        done += 1;
+        let count: u32 = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+            .and_then(|c| c.parse().ok())
+            .expect("receive count");
+        assert!(
+            count <= MAX_RECEIVES,
+            "received {count} times: past the redrive policy's limit"
+        );
+        let response = waiting.handle(sqs_event(&got)).await;
+        if count == MAX_RECEIVES {
+            // Replaced by a fresh copy: nothing for SQS to deliver again.
+            assert!(failures(&response).is_empty(), "{response:?}");
+            fresh += 1;
+        } else {
+            assert_eq!(failures(&response).len(), 1, "{response:?}");
+        }
+        assert!(
+            stack.dlq_messages().await.is_empty(),
+            "dead-lettered after {done} receives"
+        );
+        let rec = runtime.store.get(&key).await.expect("get").expect("record");
+        assert_eq!(
+            (rec.state, rec.attempts),
+            (EventState::Processing, 1),
+            "the other processor's"
+        );
+    }
+    assert!(fresh >= 3, "re-sent fresh at each limit: {fresh}");
+    assert_eq!(counter.runs(&key.id), 0, "nothing ran under another's lease");
+
+    // The other processor gives its attempt up (a retryable failure): the
+    // record says QUEUED, and the one message left on the main queue runs it.
+    let settlement = webhooks_core::ports::store::Settlement {
+        state: EventState::Queued,
+        error: Some("other processor: retryable".into()),
+        results: serde_json::Map::new(),
+        history: Vec::new(),
+        next_attempt_at: None,
+        now: then,
+    };
+    runtime.store.settle(&key, settlement).await.expect("settle");
+    assert!(stack.dlq_messages().await.is_empty());
+    let back = stack.receive_raw(1, 180).await;
+    assert_eq!(back.len(), 1, "one message, never a copy too many");
+    let response = BatchHandler::from_runtime(&runtime).handle(sqs_event(&back)).await;
+    assert!(failures(&response).is_empty(), "{response:?}");
+    let rec = runtime.store.get(&key).await.expect("get").expect("record");
+    assert_eq!(rec.state, EventState::Done);
+    assert_eq!(counter.runs(&key.id), 1);
+    assert!(stack.dlq_messages().await.is_empty());
+    assert!(
+        stack.receive_raw(1, 0).await.is_empty(),
+        "nothing left on the main queue"
+    );
+}

@@ -415,69 +415,22 @@ impl Processor {
     /// letter's reason) each record still waiting for its message: the queue
     /// moved that message on its own (SQS's redrive policy, when a processor
     /// died between receiving it at the receive limit and settling it), and
-    /// the record would otherwise say QUEUED or PROCESSING for good. A record
-    /// under a live lease, or updated within the last lease period (a replay
-    /// that reset it and is moving its message back right now), is left.
+    /// the record would otherwise say QUEUED or PROCESSING for good
+    /// ([`crate::pipeline::replay::fail_waiting_record`], which `webhooks
+    /// dead-letters list` runs too).
     pub async fn dead_letters(&self, max: usize, now: i64) -> Result<Vec<DeadLetter>, QueueError> {
         let listed = self.queue.dead_letters(max).await?;
         for dead in &listed {
-            self.fail_behind(dead, now).await;
+            crate::pipeline::replay::fail_waiting_record(
+                self.store.as_ref(),
+                dead,
+                now,
+                self.retry.processing_lease_secs,
+                self.ttl_secs,
+            )
+            .await;
         }
         Ok(listed)
-    }
-
-    async fn fail_behind(&self, dead: &DeadLetter, now: i64) {
-        let event = &dead.event;
-        let key = event.key();
-        match self.store.get(&key).await {
-            Ok(Some(rec))
-                if matches!(
-                    rec.state,
-                    EventState::Received | EventState::Queued | EventState::Processing
-                ) && now - rec.updated_at >= self.retry.processing_lease_secs => {}
-            Ok(_) => return,
-            Err(e) => {
-                warn!(event_id = %event.id, error = %e, "could not read a dead letter's record");
-                return;
-            }
-        }
-        // Leased first, so no processor runs it meanwhile; settled at once.
-        let record = match self
-            .store
-            .lease(event, now, self.retry.processing_lease_secs, self.ttl_secs)
-            .await
-        {
-            Ok(LeaseOutcome::Leased(record)) => record,
-            Ok(_) => return,
-            Err(e) => {
-                warn!(event_id = %event.id, error = %e, "could not lease a dead letter's record");
-                return;
-            }
-        };
-        // No handler ran: the entry says the queue gave the message up.
-        let entry = AttemptEntry::new(
-            now,
-            record.attempts,
-            None,
-            AttemptOutcome::Permanent,
-            0,
-            Some(&format!("moved to the dead letters by the queue: {}", dead.reason)),
-        );
-        let settlement = Settlement {
-            state: EventState::Failed,
-            error: Some(dead.reason.clone()),
-            results: record.results,
-            history: extend_history(record.history, [entry]),
-            next_attempt_at: None,
-            now,
-        };
-        match self.store.settle(&key, settlement).await {
-            Ok(()) => {
-                warn!(provider = %event.provider, event_id = %event.id, reason = %dead.reason, "dead letter's record was still waiting; marked FAILED");
-                telemetry::dead_lettered(&event.provider);
-            }
-            Err(e) => warn!(event_id = %event.id, error = %e, "could not mark a dead letter's record FAILED"),
-        }
     }
 
     /// Moves up to `max` dead letters back to the queue, each record reset

@@ -5,10 +5,14 @@
 //! record is reset to QUEUED *before* its message is back on the queue. The
 //! other order loses the event: a processor that receives the message while
 //! the record still says FAILED skips it as finished and deletes it.
+//!
+//! Also shared by both: [`fail_waiting_record`], which marks FAILED the
+//! record of a dead letter the queue moved on its own, when it is listed.
 
-use crate::event::{Event, EventKey, EventState};
+use crate::event::{extend_history, AttemptEntry, AttemptOutcome, Event, EventKey, EventState};
+use crate::ports::queue::DeadLetter;
 use crate::ports::queue::{Queue, QueueError, Redrive, RedriveGate};
-use crate::ports::store::{EventStore, Requeue, StoreError};
+use crate::ports::store::{EventStore, LeaseOutcome, Requeue, Settlement, StoreError};
 use async_trait::async_trait;
 use tracing::{info, warn};
 
@@ -344,6 +348,76 @@ impl RequeueFirst<'_> {
                 warn!(event = %key, error = %e, "store unavailable; dead letter left for the next redrive");
                 RedriveStep::KeptUnavailable(key)
             }
+        }
+    }
+}
+
+/// Marks FAILED (with the dead letter's reason) the record of a dead letter
+/// that still waits for its message: the queue moved that message on its
+/// own (SQS's redrive policy, when a processor died between receiving it at
+/// the receive limit and settling it), and the record would otherwise say
+/// QUEUED or PROCESSING for good, shown as waiting while nothing will ever
+/// run it. A record under a live lease, or updated within the last
+/// `lease_secs` (a replay that reset it and is moving its message back right
+/// now), is left. Called on every listed dead letter by the processor
+/// Lambda's `dead_letters` command and by `webhooks dead-letters list`, so
+/// both show the same state. Returns whether the record was marked.
+pub async fn fail_waiting_record(
+    store: &dyn EventStore,
+    dead: &DeadLetter,
+    now: i64,
+    lease_secs: i64,
+    ttl_secs: i64,
+) -> bool {
+    let event = &dead.event;
+    let key = event.key();
+    match store.get(&key).await {
+        Ok(Some(rec))
+            if matches!(
+                rec.state,
+                EventState::Received | EventState::Queued | EventState::Processing
+            ) && now - rec.updated_at >= lease_secs => {}
+        Ok(_) => return false,
+        Err(e) => {
+            warn!(event_id = %event.id, error = %e, "could not read a dead letter's record");
+            return false;
+        }
+    }
+    // Leased first, so no processor runs it meanwhile; settled at once.
+    let record = match store.lease(event, now, lease_secs, ttl_secs).await {
+        Ok(LeaseOutcome::Leased(record)) => record,
+        Ok(_) => return false,
+        Err(e) => {
+            warn!(event_id = %event.id, error = %e, "could not lease a dead letter's record");
+            return false;
+        }
+    };
+    // No handler ran: the history's entry says the queue gave the message up.
+    let entry = AttemptEntry::new(
+        now,
+        record.attempts,
+        None,
+        AttemptOutcome::Permanent,
+        0,
+        Some(&format!("moved to the dead letters by the queue: {}", dead.reason)),
+    );
+    let settlement = Settlement {
+        state: EventState::Failed,
+        error: Some(dead.reason.clone()),
+        results: record.results,
+        history: extend_history(record.history, [entry]),
+        next_attempt_at: None,
+        now,
+    };
+    match store.settle(&key, settlement).await {
+        Ok(()) => {
+            warn!(provider = %event.provider, event_id = %event.id, reason = %dead.reason, "dead letter's record was still waiting; marked FAILED");
+            crate::telemetry::dead_lettered(&event.provider);
+            true
+        }
+        Err(e) => {
+            warn!(event_id = %event.id, error = %e, "could not mark a dead letter's record FAILED");
+            false
         }
     }
 }
