@@ -114,10 +114,7 @@ mod tests {
             url: "",
         });
         assert_eq!(signed.headers[0], ("X-Hub-Signature-256".to_string(), SIG.to_string()));
-        assert_eq!(
-            signed.headers[1],
-            ("X-GitHub-Delivery".to_string(), "d1".to_string())
-        );
+        assert_eq!(signed.headers[1], ("X-GitHub-Delivery".to_string(), "d1".to_string()));
     }
 
     #[test]
