@@ -1,7 +1,8 @@
 //! The Lambda functions' cold start, in order: SDK clients, the first
 //! connections and the config overlay (concurrently), every secret the
 //! config names fetched once, then the app over the DynamoDB / SQS / S3
-//! adapters through [`App::build`], the same wiring as the local command.
+//! adapters through [`App::build`], the same wiring as the local command,
+//! plus the AWS-only `eventbridge:BUS` handlers the config names.
 //! No verification, claiming or dispatch logic lives here.
 
 use crate::dynamodb::DynamoRefusals;
@@ -138,6 +139,12 @@ pub fn build(
     extra: impl FnOnce(&mut HandlerRegistry, &HandlerDeps),
 ) -> Result<Runtime, AwsError> {
     let (store, queue, artifacts) = ports(env, &clients);
+    let eventbridge = clients.eventbridge.clone();
+    let used: Vec<String> = config
+        .enabled_providers()
+        .values()
+        .flat_map(|p| p.handlers.values().flatten().cloned())
+        .collect();
     let app = App::build_with(
         config,
         secrets,
@@ -147,7 +154,11 @@ pub fn build(
             &env.events_table,
             RefusalBounds::default(),
         ))),
-        extra,
+        |registry, deps| {
+            // AWS-only handlers first, so `extra` may still replace one.
+            crate::eventbridge::register(registry, &eventbridge, used.iter().map(String::as_str));
+            extra(registry, deps);
+        },
     )?;
     for (provider, why) in &app.providers.disabled {
         warn!(%provider, reason = %why, "provider disabled");

@@ -7,6 +7,7 @@
 //! - [`secrets`]: `secretsmanager:` / `ssm:` references fetched once at cold
 //!   start into a cache;
 //! - [`bootstrap`]: the cold start that wires it all into the app;
+//! - [`eventbridge`]: the `eventbridge:BUS` handler (AWS only);
 //! - [`emf`]: CloudWatch metrics written to the log (Embedded Metric Format);
 //! - the adapters of the ports: [`dynamodb::DynamoStore`] (event store),
 //!   [`sqs::SqsQueue`] (queue and dead-letter queue), [`s3::S3Artifacts`].
@@ -18,6 +19,7 @@ pub mod bootstrap;
 pub mod dynamodb;
 pub mod emf;
 pub mod env;
+pub mod eventbridge;
 pub mod s3;
 pub mod sdk;
 pub mod secrets;

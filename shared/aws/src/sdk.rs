@@ -47,6 +47,9 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     pub secrets_manager: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
+    /// For `eventbridge:BUS` handlers; built always (cheap: no connection
+    /// until the first put).
+    pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
@@ -63,6 +66,7 @@ impl Clients {
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
             secrets_manager: aws_sdk_secretsmanager::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
+            eventbridge: aws_sdk_eventbridge::Client::new(config),
         }
     }
 

@@ -26,6 +26,12 @@ pub enum AppError {
     NoProvider(String),
     #[error("provider {provider} names handler `{handler}`, which does not exist")]
     UnknownHandler { provider: String, handler: String },
+    #[error("provider {provider} names handler `{handler}`, but no [destinations.{destination}] is configured")]
+    UnknownDestination {
+        provider: String,
+        handler: String,
+        destination: String,
+    },
     #[error("HTTP client: {0}")]
     Http(String),
 }
@@ -112,6 +118,7 @@ impl App {
         };
         let mut handler_registry = handlers::builtin(&deps);
         extra(&mut handler_registry, &deps);
+        register_destinations(config, secrets, &providers, &mut handler_registry)?;
         for (provider, name) in providers.handler_names() {
             if !handler_registry.contains(name) {
                 return Err(AppError::UnknownHandler {
@@ -143,4 +150,36 @@ impl App {
             processor,
         })
     }
+}
+
+/// Registers a [`Forward`](handlers::forward::Forward) handler for every
+/// `forward:NAME` a provider uses (and no other code registered), from
+/// `[destinations.NAME]`, each with a client of the destination's timeout.
+/// Only used destinations are resolved, so an unused one's unset secret is
+/// no concern; a used one that is not configured stops the start-up.
+fn register_destinations(
+    config: &AppConfig,
+    secrets: &dyn SecretResolver,
+    providers: &Providers,
+    registry: &mut HandlerRegistry,
+) -> Result<(), AppError> {
+    for (provider, name) in providers.handler_names() {
+        let Some(destination) = name.strip_prefix(handlers::forward::PREFIX) else {
+            continue;
+        };
+        if registry.contains(name) {
+            continue;
+        }
+        let Some(dest) = config.destinations.get(destination) else {
+            return Err(AppError::UnknownDestination {
+                provider: provider.to_string(),
+                handler: name.to_string(),
+                destination: destination.to_string(),
+            });
+        };
+        let http = handlers::http_client(dest.timeout_secs).map_err(|e| AppError::Http(e.to_string()))?;
+        let forward = handlers::forward::Forward::build(destination, dest, secrets, http)?;
+        registry.register(name, Arc::new(forward));
+    }
+    Ok(())
 }

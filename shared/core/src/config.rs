@@ -43,6 +43,9 @@ pub struct AppConfig {
     pub ingest: IngestSettings,
     pub retry: RetrySettings,
     pub handlers: crate::handlers::HandlerSettings,
+    /// Where `forward:NAME` handlers send events.
+    #[serde(default)]
+    pub destinations: BTreeMap<String, crate::handlers::forward::DestinationConfig>,
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderEntry>,
 }
@@ -123,6 +126,11 @@ impl AppConfig {
         }
         if !matches!(self.ingest.accepted_status, 200 | 202) {
             return Err(ConfigError::Invalid("ingest.accepted_status must be 200 or 202".into()));
+        }
+        if self.handlers.erp_forward_url.is_some() {
+            return Err(ConfigError::Invalid(
+                "handlers.erp_forward_url has moved: set url (and signing_secret, a whsec_ reference) in [destinations.erp]; invoice.cancelled is forwarded by the handler \"forward:erp\"".into(),
+            ));
         }
         if self.ingest.max_body_bytes == 0 {
             return Err(ConfigError::Invalid("ingest.max_body_bytes must be positive".into()));
@@ -225,6 +233,25 @@ mod tests {
             e.to_string().contains("unknown preset \"nope\"") && e.to_string().contains("github"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn destinations_parse_with_a_default_timeout_and_the_old_erp_setting_says_where_it_went() {
+        let c = AppConfig::from_overlay(Some((
+            "test",
+            "[destinations.audit]\nurl = \"env:AUDIT_URL\"\nsigning_secret = \"env:AUDIT_SECRET\"",
+        )))
+        .unwrap();
+        assert_eq!(c.destinations["audit"].timeout_secs, 10);
+        assert_eq!(c.destinations["erp"].url, "env:ERP_FORWARD_URL");
+        assert_eq!(
+            c.providers["gigstack"].config.handlers["invoice.cancelled"],
+            ["forward:erp"]
+        );
+        let e = AppConfig::from_overlay(Some(("t", "[handlers]\nerp_forward_url = \"env:X\""))).unwrap_err();
+        assert!(e.to_string().contains("[destinations.erp]"), "{e}");
+        let e = AppConfig::from_overlay(Some(("t", "[destinations.x]\nurl = \"u\"\nsecret = \"env:S\""))).unwrap_err();
+        assert!(e.to_string().contains("secret"), "{e}");
     }
 
     #[test]

@@ -79,7 +79,10 @@ pub enum SecretError {
     #[error("key {name} is {reason}")]
     BadKey { name: String, reason: String },
     /// A credential setting holds a literal; `reason` describes it safely.
-    #[error("handlers.{setting} must be a secret reference (env:NAME, secretsmanager:NAME or ssm:NAME), not a value ({reason})")]
+    /// `setting` is the full name (`handlers.piriod_api_token`).
+    #[error(
+        "{setting} must be a secret reference (env:NAME, secretsmanager:NAME or ssm:NAME), not a value ({reason})"
+    )]
     Setting { setting: String, reason: String },
 }
 

@@ -206,11 +206,15 @@ processing_lease_secs = 5
 
 [handlers]
 notify_url = "{notify}"
-erp_forward_url = "{erp}"
 gigstack_api_url = "{api}"
 tusfacturas_api_url = "{api}"
 piriod_api_url = "{api}"
 http_timeout_secs = 3
+
+[destinations.erp]
+url = "{erp}"
+signing_secret = "env:ERP_FORWARD_SIGNING_SECRET"
+timeout_secs = 3
 "#,
             notify = sink.url("/notify"),
             erp = sink.url("/erp"),
@@ -220,6 +224,9 @@ http_timeout_secs = 3
         path
     }
 }
+
+/// The `whsec_` secret `[destinations.erp]` signs with in these tests.
+pub const ERP_SIGNING_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The environment every command gets: the secrets, and nothing inherited
 /// that could change the outcome.
@@ -234,6 +241,7 @@ pub fn command(workdir: &Workdir, args: &[&str]) -> Command {
         .env("TF_WEBHOOK_TOKEN", TF_TOKEN)
         .env("PIRIOD_WEBHOOK_TOKEN", PIRIOD_TOKEN)
         .env("GIGSTACK_API_KEY", GIGSTACK_API_KEY)
+        .env("ERP_FORWARD_SIGNING_SECRET", ERP_SIGNING_SECRET)
         .env("NO_COLOR", "1");
     cmd
 }

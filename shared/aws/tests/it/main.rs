@@ -514,3 +514,161 @@ async fn a_secret_unavailable_at_cold_start_answers_503_until_it_can_be_fetched(
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 }
+
+/// An event as the processor hands it to a handler.
+fn paid_event(id: &str) -> Event {
+    Event {
+        payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}","data":{{"total":10.5}}}}"#)),
+        ..webhooks_testkit::fixtures::event("gigstack", id, "invoice.paid")
+    }
+}
+
+#[tokio::test]
+async fn eventbridge_handler_puts_the_event_on_the_bus() {
+    use webhooks_aws::eventbridge::PutOnBus;
+    use webhooks_core::handlers::Handler;
+    let Some(c) = emulator("eventbridge_handler_puts_the_event_on_the_bus").await else {
+        return;
+    };
+    // A bus, and a rule that copies what the handler puts to a queue we read.
+    let bus = unique("bus");
+    c.eventbridge
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .expect("create bus");
+    let queue_url = c
+        .sqs
+        .create_queue()
+        .queue_name(unique("eb-target"))
+        .send()
+        .await
+        .expect("create queue")
+        .queue_url
+        .expect("queue url");
+    let queue_arn = c
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .expect("queue attributes")
+        .attributes
+        .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).cloned())
+        .expect("queue arn");
+    let rule = unique("rule");
+    c.eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&bus)
+        .event_pattern(r#"{"source":["webhooks.gigstack"]}"#)
+        .send()
+        .await
+        .expect("put rule");
+    c.eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn(&queue_arn)
+                .build()
+                .expect("target"),
+        )
+        .send()
+        .await
+        .expect("put targets");
+
+    let ev = paid_event("evt_eb_1");
+    let out = PutOnBus::new(c.eventbridge.clone(), &bus)
+        .handle(&ev)
+        .await
+        .expect("put on the bus");
+    assert_eq!(out["bus"], bus.as_str());
+    assert!(out["eventbridge_id"].is_string(), "{out}");
+
+    let mut received = Vec::new();
+    for _ in 0..10 {
+        let got = c
+            .sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .expect("receive");
+        received.extend(got.messages.unwrap_or_default());
+        if !received.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(received.len(), 1, "the rule delivered the event once");
+    let delivered: serde_json::Value =
+        serde_json::from_str(received[0].body().expect("body")).expect("an EventBridge event");
+    assert_eq!(delivered["source"], "webhooks.gigstack");
+    assert_eq!(delivered["detail-type"], "invoice.paid");
+    assert_eq!(delivered["detail"], ev.payload_value());
+
+    // Nothing answers: retryable, naming the bus.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").port()
+    };
+    let nowhere = webhooks_testkit_aws::sdk_config(&format!("http://127.0.0.1:{closed}")).await;
+    let err = PutOnBus::new(aws_sdk_eventbridge::Client::new(&nowhere), &bus)
+        .handle(&ev)
+        .await
+        .expect_err("no endpoint");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains(&bus), "{err}");
+}
+
+/// `eventbridge:BUS` names exist only on AWS: the cold start registers one
+/// handler per bus the config names, where the core app alone refuses them.
+/// (No AWS call is made while building, so no emulator is needed.)
+#[tokio::test]
+async fn the_cold_start_registers_every_eventbridge_bus_the_config_names() {
+    use webhooks_core::config::AppConfig;
+    let config = AppConfig::from_overlay(Some((
+        "test",
+        "[providers.gigstack.handlers]\n\"invoice.paid\" = [\"eventbridge:orders\", \"forward:erp\"]\n\"*\" = [\"eventbridge:audit\"]",
+    )))
+    .expect("config");
+    let secrets = webhooks_core::secret::MapResolver::default().with("GIGSTACK_WEBHOOK_SECRET", "s");
+    let sdk = webhooks_testkit_aws::sdk_config("http://127.0.0.1:1").await;
+    let env = AwsEnv {
+        events_table: "events".into(),
+        queue_url: "http://127.0.0.1:1/000000000000/q".into(),
+        dlq_url: "http://127.0.0.1:1/000000000000/dlq".into(),
+        artifacts_bucket: "artifacts".into(),
+        artifacts_kms_key: None,
+        config: None,
+        endpoint_url: None,
+        metrics_namespace: "Webhooks".into(),
+    };
+    let mut seen = Vec::new();
+    webhooks_aws::build(&env, Clients::new(&sdk), &config, &secrets, |registry, _| {
+        for name in ["eventbridge:orders", "eventbridge:audit"] {
+            if registry.contains(name) {
+                seen.push(name);
+            }
+        }
+    })
+    .expect("the AWS app builds");
+    assert_eq!(seen, ["eventbridge:orders", "eventbridge:audit"]);
+
+    // The same config without the AWS cold start: refused, naming the handler.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = webhooks_core::app::Ports::new(
+        std::sync::Arc::new(webhooks_testkit::memory::store::MemoryStore::new()),
+        std::sync::Arc::new(webhooks_testkit::memory::queue::MemoryQueue::new()),
+        std::sync::Arc::new(webhooks_core::ports::artifacts::LocalDir::new(dir.path())),
+    );
+    let err = webhooks_core::app::App::build(&config, &secrets, ports)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("eventbridge:"), "{err}");
+}

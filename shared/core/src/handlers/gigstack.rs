@@ -271,63 +271,6 @@ impl Handler for PaymentComplement {
     }
 }
 
-/// `invoice.cancelled`: forwards the event envelope (provider, id, type,
-/// received_at, payload) to the ERP at `handlers.erp_forward_url`, or logs
-/// that it would have when no URL is set. A URL that is configured but could
-/// not be read fails the event for good, naming the setting: the ERP would
-/// otherwise silently miss the cancellation.
-pub struct ForwardToErp {
-    http: reqwest::Client,
-    url: Option<String>,
-    settings: std::sync::Arc<super::ResolvedSettings>,
-}
-
-impl ForwardToErp {
-    pub fn new(deps: &HandlerDeps) -> Self {
-        Self {
-            http: deps.http.clone(),
-            url: deps.settings.erp_forward_url.clone().filter(|u| !u.trim().is_empty()),
-            settings: deps.settings.clone(),
-        }
-    }
-}
-
-#[async_trait]
-impl Handler for ForwardToErp {
-    async fn handle(&self, event: &Event) -> Result<Value, HandlerError> {
-        if self.url.is_none() && self.settings.unreadable.contains_key("erp_forward_url") {
-            return Err(super::http_call::missing_setting(
-                &self.settings,
-                "gigstack.forward_to_erp",
-                "erp_forward_url",
-                "ERP_FORWARD_URL",
-            ));
-        }
-        let Some(url) = &self.url else {
-            tracing::info!(
-                provider = %event.provider,
-                event_id = %event.id,
-                event_type = %event.event_type,
-                "erp_forward_url is not set; event not forwarded (logged only)"
-            );
-            return Ok(
-                json!({ "forwarded": false, "reason": "handlers.erp_forward_url is not set (ERP_FORWARD_URL)" }),
-            );
-        };
-        let body = serde_json::to_vec(event)
-            .map_err(|e| HandlerError::Permanent(format!("gigstack.forward_to_erp: cannot encode event: {e}")))?;
-        let request = self
-            .http
-            .post(url)
-            .header("content-type", "application/json")
-            // The ERP sees at-least-once delivery; the event key lets it drop repeats.
-            .header("Idempotency-Key", event.key().as_string())
-            .body(body);
-        let reply = Call::new("ERP forward").masking_text(url).send(request).await?;
-        Ok(json!({ "forwarded": true, "status": reply.status }))
-    }
-}
-
 /// `client.validated`: when gigstack reports the client's fiscal data as
 /// invalid (`is_valid: false`), alerts on the notify webhook so someone fixes
 /// it before the next invoice fails to stamp.
@@ -408,7 +351,6 @@ mod tests {
     fn settings(base: &str) -> ResolvedSettings {
         ResolvedSettings {
             notify_url: Some(format!("{base}/services/T0/B0/notifytoken")),
-            erp_forward_url: Some(format!("{base}/erp/inbox?token=erptoken123")),
             gigstack_api_url: format!("{base}/v2"),
             gigstack_api_key: Some(Secret::new(KEY.as_bytes().to_vec())),
             ..Default::default()
@@ -775,80 +717,6 @@ mod tests {
                 (h, event("gigstack", "payment.received", payment(json!("inv_123"))))
             },
             &[KEY],
-        )
-        .await;
-    }
-
-    // ---- forward_to_erp ----
-
-    #[tokio::test]
-    async fn cancelled_invoice_envelope_is_forwarded() {
-        let server = TestServer::start().await;
-        server.reply(202, "text/plain", "");
-        let dir = tempfile::tempdir().unwrap();
-        let h = ForwardToErp::new(&deps(settings(server.base()), dir.path()));
-        let payload = json!({"id": "evt_9", "type": "invoice.cancelled", "data": {"id": "inv_1"}});
-        let out = h.handle(&event("gigstack", "invoice.cancelled", payload.clone())).await;
-        assert_no_secret(&out, &[KEY, "erptoken123"]);
-        assert_eq!(out.unwrap(), json!({"forwarded": true, "status": 202}));
-        let req = server.single_request();
-        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/erp/inbox"));
-        assert_eq!(req.query.as_deref(), Some("token=erptoken123"));
-        assert_eq!(req.header("content-type").as_deref(), Some("application/json"));
-        assert_eq!(req.header("authorization"), None);
-        assert_eq!(req.header("idempotency-key").as_deref(), Some("gigstack#evt_test_1"));
-        let body = req.json();
-        assert_eq!(body["provider"], "gigstack");
-        assert_eq!(body["id"], "evt_test_1");
-        assert_eq!(body["type"], "invoice.cancelled");
-        assert_eq!(body["received_at"], 1_700_000_000);
-        assert_eq!(body["payload"], payload);
-    }
-
-    #[tokio::test]
-    async fn cancelled_invoice_without_erp_url_logs_only() {
-        let dir = tempfile::tempdir().unwrap();
-        let h = ForwardToErp::new(&deps(ResolvedSettings::default(), dir.path()));
-        let out = h
-            .handle(&event("gigstack", "invoice.cancelled", json!({})))
-            .await
-            .unwrap();
-        assert_eq!(out["forwarded"], false);
-        assert!(out["reason"].as_str().unwrap().contains("erp_forward_url"));
-    }
-
-    #[tokio::test]
-    async fn an_erp_url_configured_but_unreadable_fails_for_good_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut unread = ResolvedSettings::default();
-        unread.unreadable.insert(
-            "erp_forward_url".into(),
-            "secret webhooks/handlers has no key `erp_forward_url`".into(),
-        );
-        let h = ForwardToErp::new(&deps(unread, dir.path()));
-        let err = h
-            .handle(&event("gigstack", "invoice.cancelled", json!({})))
-            .await
-            .unwrap_err();
-        assert!(!err.is_retryable());
-        let text = err.to_string();
-        assert!(text.contains("handlers.erp_forward_url could not be read"), "{text}");
-        assert!(text.contains("has no key `erp_forward_url`"), "{text}");
-    }
-
-    #[tokio::test]
-    async fn forward_to_erp_classifies_failures() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_path_buf();
-        assert_classifies(
-            |base| {
-                let h: Arc<dyn Handler> = Arc::new(ForwardToErp::new(&deps(settings(base), &path)));
-                (
-                    h,
-                    event("gigstack", "invoice.cancelled", json!({"data": {"id": "inv_1"}})),
-                )
-            },
-            &[KEY, "erptoken123"],
         )
         .await;
     }

@@ -4,6 +4,7 @@
 //! point them at a local server) and returns a JSON result that is recorded
 //! on the event. Its error says whether a retry can help.
 
+pub mod forward;
 pub mod gigstack;
 pub mod http_call;
 pub mod notify;
@@ -100,7 +101,8 @@ pub fn http_client(timeout_secs: u64) -> Result<reqwest::Client, reqwest::Error>
 
 /// The built-in handlers, by the names the default config
 /// (`shared/core/config/default.toml`) uses, so a fresh install runs every seed
-/// provider's handlers without code. Each handler keeps clones of the shared
+/// provider's handlers without code (`forward:NAME` handlers are built from
+/// `[destinations]` by [`crate::app::App::build_with`]). Each handler keeps clones of the shared
 /// client (one connection pool), artifact store and settings.
 pub fn builtin(deps: &HandlerDeps) -> HandlerRegistry {
     let mut registry = HandlerRegistry::new();
@@ -117,7 +119,6 @@ pub fn builtin(deps: &HandlerDeps) -> HandlerRegistry {
             "gigstack.payment_complement",
             Arc::new(gigstack::PaymentComplement::new(deps)),
         )
-        .register("gigstack.forward_to_erp", Arc::new(gigstack::ForwardToErp::new(deps)))
         .register(
             "gigstack.alert_invalid_client",
             Arc::new(gigstack::AlertInvalidClient::new(deps)),
@@ -147,6 +148,11 @@ mod builtin_tests {
         for provider in config.providers.values() {
             for list in provider.config.handlers.values() {
                 for name in list {
+                    if let Some(dest) = name.strip_prefix(forward::PREFIX) {
+                        assert!(config.destinations.contains_key(dest), "{name} has no destination");
+                        names += 1;
+                        continue;
+                    }
                     assert!(registry.contains(name), "{name} is not registered");
                     names += 1;
                 }

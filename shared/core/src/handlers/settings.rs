@@ -13,8 +13,10 @@ use tracing::warn;
 pub struct HandlerSettings {
     /// Slack-compatible incoming webhook for notifications and alerts.
     pub notify_url: String,
-    /// Where gigstack `invoice.cancelled` events are forwarded.
-    pub erp_forward_url: String,
+    /// Moved to `[destinations.erp] url`: still read, so a file that sets
+    /// it gets an error saying where it went instead of "unknown field".
+    #[serde(default)]
+    pub erp_forward_url: Option<String>,
     pub gigstack_api_url: String,
     pub gigstack_api_key: String,
     pub tusfacturas_api_url: String,
@@ -33,7 +35,6 @@ pub struct HandlerSettings {
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedSettings {
     pub notify_url: Option<String>,
-    pub erp_forward_url: Option<String>,
     pub gigstack_api_url: String,
     pub gigstack_api_key: Option<Secret>,
     pub tusfacturas_api_url: String,
@@ -54,12 +55,22 @@ pub struct ResolvedSettings {
 /// could not read (a JSON secret without that key, say), with the reason
 /// kept in `unreadable`: only the handlers that need it fail, and their
 /// error names it.
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     resolver: &'a dyn SecretResolver,
-    unreadable: BTreeMap<String, String>,
+    /// Put before a setting's name in errors (`handlers.`).
+    prefix: &'static str,
+    pub(crate) unreadable: BTreeMap<String, String>,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    pub(crate) fn new(resolver: &'a dyn SecretResolver, prefix: &'static str) -> Self {
+        Self {
+            resolver,
+            prefix,
+            unreadable: BTreeMap::new(),
+        }
+    }
+
     fn read(&mut self, setting: &str, value: &str, credential: bool) -> Result<Option<Secret>, SecretError> {
         if value.is_empty() {
             return Ok(None);
@@ -69,7 +80,7 @@ impl Reader<'_> {
             Err(_) if !credential => return Ok(Some(Secret::new(value.as_bytes().to_vec()))),
             Err(_) => {
                 return Err(SecretError::Setting {
-                    setting: setting.to_string(),
+                    setting: format!("{}{setting}", self.prefix),
                     reason: describe_reference(value),
                 })
             }
@@ -86,7 +97,7 @@ impl Reader<'_> {
         }
     }
 
-    fn text(&mut self, setting: &str, value: &str) -> Result<Option<String>, SecretError> {
+    pub(crate) fn text(&mut self, setting: &str, value: &str) -> Result<Option<String>, SecretError> {
         Ok(self.read(setting, value, false)?.map(|s| s.expose_str()))
     }
 
@@ -94,20 +105,16 @@ impl Reader<'_> {
         Ok(self.text(setting, value)?.unwrap_or_default())
     }
 
-    fn credential(&mut self, setting: &str, value: &str) -> Result<Option<Secret>, SecretError> {
+    pub(crate) fn credential(&mut self, setting: &str, value: &str) -> Result<Option<Secret>, SecretError> {
         self.read(setting, value, true)
     }
 }
 
 impl HandlerSettings {
     pub fn resolve(&self, resolver: &dyn SecretResolver) -> Result<ResolvedSettings, SecretError> {
-        let mut r = Reader {
-            resolver,
-            unreadable: BTreeMap::new(),
-        };
+        let mut r = Reader::new(resolver, "handlers.");
         Ok(ResolvedSettings {
             notify_url: r.text("notify_url", &self.notify_url)?,
-            erp_forward_url: r.text("erp_forward_url", &self.erp_forward_url)?,
             gigstack_api_url: r.required_text("gigstack_api_url", &self.gigstack_api_url)?,
             gigstack_api_key: r.credential("gigstack_api_key", &self.gigstack_api_key)?,
             tusfacturas_api_url: r.required_text("tusfacturas_api_url", &self.tusfacturas_api_url)?,

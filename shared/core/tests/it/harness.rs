@@ -58,7 +58,11 @@ pub fn secrets() -> MapResolver {
         .with("STAMPED_SECRET", "stamped-secret")
         .with("BATCH_TOKEN", "batch-token")
         .with("MP_SECRET", "mp-secret")
+        .with("FWD_SECRET", FWD_WHSEC)
 }
+
+/// The `whsec_` secret the test destinations sign with (`env:FWD_SECRET`).
+pub const FWD_WHSEC: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 
 /// A handler whose failures are scripted, counting calls and effects.
 #[derive(Default)]

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, dead_code)]
 
 mod fidelity;
+mod forward;
 mod handshakes;
 mod harness;
 mod http_answers;
