@@ -173,6 +173,40 @@ impl AwsStack {
 }
 
 impl AwsStack {
+    /// `webhooks console` on a free loopback port against this stack; the
+    /// child and the console's base URL (`http://127.0.0.1:PORT`).
+    pub fn console(&self) -> (std::process::Child, String) {
+        use std::io::BufRead;
+        let args = [
+            "console",
+            "--addr",
+            "127.0.0.1:0",
+            "--backend",
+            "aws",
+            "--stack",
+            self.stack.as_str(),
+        ];
+        let mut child = aws_command(&self.wd, &self.endpoint, &args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn webhooks console");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("console on http://") {
+                    let addr = rest.split('/').next().unwrap_or_default().to_string();
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let addr = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the console said where it listens");
+        (child, format!("http://{addr}"))
+    }
+
     /// Runs the binary with the stack's flags and the suite's configuration
     /// (its 5 s processing lease).
     pub fn cli_with_config(&self, args: &[&str]) -> Output {

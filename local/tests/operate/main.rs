@@ -124,3 +124,43 @@ fn aws_flags_without_the_aws_backend_are_refused() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(stderr.contains("--queue-url names an AWS resource"), "{stderr}");
 }
+
+/// `webhooks console --stack`: the same page, read from the stack's table,
+/// its events listed and one opened.
+#[tokio::test]
+async fn the_console_serves_a_deployed_stack() {
+    let Some(endpoint) = webhooks_testkit_aws::endpoint_for_test("the_console_serves_a_deployed_stack") else {
+        return;
+    };
+    let sink = Sink::start().await;
+    let stack = AwsStack::create(&endpoint, &sink).await;
+    let id = "evt_op_console";
+    assert_eq!(
+        suite::Deployment::deliver(&stack, &support::gigstack_body(id, "invoice.created")).await,
+        200
+    );
+    let (mut child, base) = stack.console();
+    let http = reqwest::Client::new();
+    let page = async {
+        let events = http
+            .get(format!("{base}/console"))
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        assert!(events.contains(id) && events.contains("AWS stack"), "{events}");
+        let event = http
+            .get(format!("{base}/console/events/gigstack/{id}"))
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(event.status().as_u16(), 200);
+        assert!(event.text().await.expect("text").contains("Payload"));
+    }
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    page
+}
