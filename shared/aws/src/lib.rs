@@ -10,7 +10,8 @@
 //! - [`eventbridge`]: the `eventbridge:BUS` handler (AWS only);
 //! - [`emf`]: CloudWatch metrics written to the log (Embedded Metric Format);
 //! - the adapters of the ports: [`dynamodb::DynamoStore`] (event store),
-//!   [`sqs::SqsQueue`] (queue and dead-letter queue), [`s3::S3Artifacts`].
+//!   [`sqs::SqsQueue`] (queue and dead-letter queue), [`s3::S3Artifacts`],
+//!   [`refusals::DynamoRefusals`] (the refused-delivery log, in the events table).
 //!
 //! Each adapter passes the same contract suite as the embedded one
 //! (`webhooks-testkit`), run against an AWS API emulator.
@@ -20,6 +21,7 @@ pub mod dynamodb;
 pub mod emf;
 pub mod env;
 pub mod eventbridge;
+pub mod refusals;
 pub mod s3;
 pub mod sdk;
 pub mod secrets;
