@@ -147,6 +147,7 @@ fn variant(config: &VerifierConfig) -> &'static str {
         // and a public-key verifier holds no private key to sign with.
         VerifierConfig::Ed25519(_) => "ed25519",
         VerifierConfig::EcdsaP256(_) => "ecdsa_p256",
+        VerifierConfig::RsaSha256(_) => "rsa_sha256",
     }
 }
 

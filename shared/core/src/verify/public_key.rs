@@ -1,12 +1,15 @@
 //! Public-key signatures: the sender signs with a private key it keeps and
 //! publishes the public key, so the receiver holds nothing that could forge
-//! a delivery. Two schemes, the ones senders use:
+//! a delivery. Three schemes:
 //!
 //! - `ed25519`: Discord (`X-Signature-Ed25519`, hex, over
 //!   `X-Signature-Timestamp` + body, public key in hex);
 //! - `ecdsa_p256`: ECDSA P-256 with SHA-256, SendGrid's Event Webhook
 //!   (`X-Twilio-Email-Event-Webhook-Signature`, base64 DER, over
-//!   `X-Twilio-Email-Event-Webhook-Timestamp` + body, key base64 DER SPKI).
+//!   `X-Twilio-Email-Event-Webhook-Timestamp` + body, key base64 DER SPKI);
+//! - `rsa_sha256`: RSA PKCS#1 v1.5 with SHA-256, generic (no preset: no
+//!   sender's format is confirmed yet); keys PEM (PKCS#1 or SPKI) or base64
+//!   DER.
 //!
 //! The signed content is the timestamp header's raw value followed by the
 //! raw body (no separator) when `timestamp_header` is set, else the body.
@@ -73,13 +76,17 @@ impl PublicKeyConfig {
 enum Keys {
     Ed25519(Vec<ed25519_dalek::VerifyingKey>),
     P256(Vec<p256::ecdsa::VerifyingKey>),
+    Rsa(Vec<RsaKey>),
 }
 
-/// The two algorithms.
+type RsaKey = rsa::pkcs1v15::VerifyingKey<rsa::sha2::Sha256>;
+
+/// The three algorithms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     Ed25519,
     EcdsaP256,
+    RsaSha256,
 }
 
 /// Verifies public-key signed deliveries.
@@ -130,6 +137,23 @@ fn p256_key(text: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
     }
 }
 
+/// An RSA public key: PEM `PUBLIC KEY` (SPKI) or `RSA PUBLIC KEY`
+/// (PKCS#1), or the DER of either in base64 (or hex).
+fn rsa_key(text: &str) -> Result<RsaKey, String> {
+    use rsa::pkcs1::DecodeRsaPublicKey;
+    use rsa::pkcs8::DecodePublicKey;
+    let key = match key_text(text)? {
+        KeyText::Pem(pem) if pem.starts_with("-----BEGIN RSA PUBLIC KEY-----") => {
+            rsa::PublicKey::from_pkcs1_pem(pem).map_err(|e| e.to_string())?
+        }
+        KeyText::Pem(pem) => rsa::PublicKey::from_public_key_pem(pem).map_err(|e| e.to_string())?,
+        KeyText::Bytes(b) => rsa::PublicKey::from_public_key_der(&b)
+            .or_else(|_| rsa::PublicKey::from_pkcs1_der(&b))
+            .map_err(|e| e.to_string())?,
+    };
+    Ok(RsaKey::new(key))
+}
+
 /// Resolves a rotation list of key references and parses each (the first
 /// must resolve; a later unset variable is skipped). A key that does not
 /// parse is named by its reference, never its text.
@@ -171,6 +195,7 @@ impl PublicKeyVerifier {
         let keys = match algorithm {
             Algorithm::Ed25519 => Keys::Ed25519(resolve_keys(&config.public_keys, resolver, ed25519_key, "Ed25519")?),
             Algorithm::EcdsaP256 => Keys::P256(resolve_keys(&config.public_keys, resolver, p256_key, "P-256")?),
+            Algorithm::RsaSha256 => Keys::Rsa(resolve_keys(&config.public_keys, resolver, rsa_key, "RSA")?),
         };
         Ok(Self {
             config: config.clone(),
@@ -207,6 +232,18 @@ impl Verifier for PublicKeyVerifier {
             Keys::P256(keys) => {
                 use p256::ecdsa::signature::Verifier as _;
                 let sig = p256::ecdsa::DerSignature::try_from(sig.as_slice()).map_err(|_| malformed())?;
+                keys.iter().any(|k| k.verify(&message, &sig).is_ok())
+            }
+            Keys::Rsa(keys) => {
+                use rsa::signature::Verifier as _;
+                use rsa::traits::PublicKeyParts;
+                // A PKCS#1 v1.5 signature is exactly as long as the modulus:
+                // any other length is no signature at all, told apart from
+                // one that fails to verify.
+                if !keys.iter().any(|k| k.as_ref().size() == sig.len()) {
+                    return Err(malformed());
+                }
+                let sig = rsa::pkcs1v15::Signature::try_from(sig.as_slice()).map_err(|_| malformed())?;
                 keys.iter().any(|k| k.verify(&message, &sig).is_ok())
             }
         };
@@ -566,5 +603,168 @@ mod tests {
                     url: ""
                 }) == Signed::default()
         );
+    }
+
+    /// Two RSA-2048 key pairs generated once with `openssl genrsa` (A in
+    /// PKCS#1, B in PKCS#8): generating one in a debug test is slow.
+    const RSA_A: &str = include_str!("../../tests/data/rsa_test_key_a.pem");
+    const RSA_B: &str = include_str!("../../tests/data/rsa_test_key_b.pem");
+    /// `openssl dgst -sha256 -sign rsa_test_key_a.pem` over [`RSA_BODY`],
+    /// base64: a signature made by another implementation.
+    const RSA_OPENSSL_SIG: &str = "kmHCQamT2iUEPUvq+01bC7oA5rb10z6WnipcgGUhvKfUQ2hRmY2YaiViKIZrbant9M+B8oZ6lkSzz88+ssrEBywlB7XfopFumyCMlFcbH+sybLLW73arAyZb8Lua3fmkEkY+dKSiqsKNs3DJX6IpxKPiC13h3RSJ2KCsLbaEUWA68DcoDcJlifI+Vt373giVY3GJL+AcEqntJgOuoio+l0a5/lUcH10rO/yJI9D2fNU391+u+UoypiYyW2rXvSUlNsp/a3j7g3CyHknQ7+ytGo07sOjasFQKvHFjMVyTVd0zk+lEdejwgqsxZXTjTMIZJQBhItgIDSNX11aoxHZpjw==";
+    const RSA_BODY: &[u8] = br#"{"id":"evt_1","type":"order.paid"}"#;
+
+    fn rsa_private(pem: &str) -> rsa::PrivateKey {
+        use rsa::pkcs1::DecodeRsaPrivateKey;
+        use rsa::pkcs8::DecodePrivateKey;
+        rsa::PrivateKey::from_pkcs1_pem(pem)
+            .or_else(|_| rsa::PrivateKey::from_pkcs8_pem(pem))
+            .expect("test key")
+    }
+
+    fn rsa_sign(pem: &str, message: &[u8]) -> String {
+        use rsa::signature::{SignatureEncoding, Signer};
+        let key = rsa::pkcs1v15::SigningKey::<rsa::sha2::Sha256>::new(rsa_private(pem));
+        base64::engine::general_purpose::STANDARD.encode(key.sign(message).to_bytes())
+    }
+
+    fn rsa_verifier(keys: &[String], timestamp_header: Option<&str>, encoding: Encoding) -> PublicKeyVerifier {
+        let mut r = MapResolver::default();
+        let mut refs = vec![];
+        for (i, k) in keys.iter().enumerate() {
+            r = r.with(&format!("K{i}"), k);
+            refs.push(format!("env:K{i}"));
+        }
+        let config = PublicKeyConfig {
+            header: "X-Signature".into(),
+            encoding,
+            timestamp_header: timestamp_header.map(Into::into),
+            tolerance_secs: None,
+            public_keys: refs,
+            ping: None,
+        };
+        PublicKeyVerifier::build(Algorithm::RsaSha256, &config, &r).expect("builds")
+    }
+
+    fn rsa_public_pem(pem: &str) -> String {
+        use rsa::pkcs8::EncodePublicKey;
+        rsa_private(pem)
+            .to_public_key()
+            .to_public_key_pem(Default::default())
+            .expect("pem")
+    }
+
+    #[test]
+    fn rsa_sha256_verifies_openssl_and_our_signatures_and_refuses_tampering() {
+        let v = rsa_verifier(&[rsa_public_pem(RSA_A)], None, Encoding::Base64);
+        let post = |body: &[u8], sig: &str| Owned::post(body, 0).header("X-Signature", sig);
+        assert_eq!(v.verify(&post(RSA_BODY, RSA_OPENSSL_SIG).req()), Ok(()));
+        assert_eq!(
+            rsa_sign(RSA_A, RSA_BODY),
+            RSA_OPENSSL_SIG,
+            "PKCS#1 v1.5 is deterministic"
+        );
+        let mut flipped = RSA_BODY.to_vec();
+        flipped[2] ^= 1;
+        assert_eq!(
+            v.verify(&post(&flipped, RSA_OPENSSL_SIG).req()),
+            Err(VerifyError::Invalid("no public key verifies the signature".into()))
+        );
+        let by_b = rsa_sign(RSA_B, RSA_BODY);
+        assert_eq!(
+            v.verify(&post(RSA_BODY, &by_b).req()).map_err(|e| e.reason()),
+            Err("invalid_signature"),
+            "signed by another key"
+        );
+        assert_eq!(
+            v.verify(&Owned::post(RSA_BODY, 0).req()),
+            Err(VerifyError::Missing("X-Signature".into()))
+        );
+        assert_eq!(
+            v.verify(&Owned::post(RSA_BODY, 0).req()).map_err(|e| e.reason()),
+            Err("missing_signature")
+        );
+        let short = base64::engine::general_purpose::STANDARD.encode([1u8; 255]);
+        for bad in ["%%% not base64", "", short.as_str()] {
+            assert_eq!(
+                v.verify(&post(RSA_BODY, bad).req()),
+                Err(VerifyError::Invalid("X-Signature is malformed".into())),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rsa_keys_read_as_pkcs1_or_spki_pem_or_der_and_rotate() {
+        use rsa::pkcs1::EncodeRsaPublicKey;
+        use rsa::pkcs8::EncodePublicKey;
+        let public = rsa_private(RSA_A).to_public_key();
+        let pkcs1_pem = public.to_pkcs1_pem(Default::default()).expect("pem");
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let spki_der = b64(public.to_public_key_der().expect("der").as_bytes());
+        let pkcs1_der = b64(public.to_pkcs1_der().expect("der").as_bytes());
+        assert!(pkcs1_pem.starts_with("-----BEGIN RSA PUBLIC KEY-----"));
+        for form in [rsa_public_pem(RSA_A), pkcs1_pem, spki_der, pkcs1_der] {
+            // B is current, A still in the rotation list.
+            let v = rsa_verifier(&[rsa_public_pem(RSA_B), form.clone()], None, Encoding::Base64);
+            let req = Owned::post(RSA_BODY, 0).header("X-Signature", RSA_OPENSSL_SIG);
+            assert_eq!(v.verify(&req.req()), Ok(()), "{form}");
+        }
+        let r = MapResolver::default().with("K", "-----BEGIN PUBLIC KEY-----\nnope\n-----END PUBLIC KEY-----");
+        let config = PublicKeyConfig {
+            header: "X".into(),
+            encoding: Encoding::Base64,
+            timestamp_header: None,
+            tolerance_secs: None,
+            public_keys: vec!["env:K".into()],
+            ping: None,
+        };
+        let err = PublicKeyVerifier::build(Algorithm::RsaSha256, &config, &r).expect_err("bad key");
+        assert!(
+            err.to_string().contains("env:K") && err.to_string().contains("RSA"),
+            "{err}"
+        );
+        let p256 = MapResolver::default().with("K", SG_KEY);
+        assert!(
+            PublicKeyVerifier::build(Algorithm::RsaSha256, &config, &p256).is_err(),
+            "a P-256 key is no RSA key"
+        );
+    }
+
+    #[test]
+    fn rsa_hex_signatures_and_a_signed_timestamp_prefix() {
+        let v = rsa_verifier(&[rsa_public_pem(RSA_A)], Some("X-Timestamp"), Encoding::Hex);
+        let sig_b64 = rsa_sign(RSA_A, &[b"1700000000".as_slice(), RSA_BODY].concat());
+        let sig = hex::encode(base64::engine::general_purpose::STANDARD.decode(sig_b64).expect("b64"));
+        let post = |ts: &str| {
+            Owned::post(RSA_BODY, 0)
+                .header("X-Signature", &sig)
+                .header("X-Timestamp", ts)
+        };
+        assert_eq!(v.verify(&post("1700000000").req()), Ok(()));
+        assert_eq!(
+            v.verify(&post("1700000001").req()).map_err(|e| e.reason()),
+            Err("invalid_signature"),
+            "the timestamp is signed"
+        );
+        let no_ts = Owned::post(RSA_BODY, 0).header("X-Signature", &sig);
+        assert_eq!(v.verify(&no_ts.req()), Err(VerifyError::Missing("X-Timestamp".into())));
+    }
+
+    #[test]
+    fn rsa_sha256_is_a_scheme_a_provider_table_selects() {
+        let toml = r#"
+            scheme = "rsa_sha256"
+            header = "X-Signature"
+            encoding = "base64"
+            public_keys = ["env:RSA_KEY"]
+        "#;
+        let config: super::super::VerifierConfig = toml::from_str(toml).expect("parses");
+        assert_eq!(config.check(), Ok(()));
+        let r = MapResolver::default().with("RSA_KEY", &rsa_public_pem(RSA_A));
+        let v = config.build(&r).expect("builds");
+        let req = Owned::post(RSA_BODY, 0).header("X-Signature", RSA_OPENSSL_SIG);
+        assert_eq!(v.verify(&req.req()), Ok(()));
+        assert!(!v.can_sign());
     }
 }
