@@ -123,6 +123,12 @@ impl Harness {
 
     /// The app with `OVERLAY` and then `extra` merged over the built-in config.
     pub fn with_overlay(extra: &str) -> Self {
+        Self::with_overlay_and_secrets(extra, secrets())
+    }
+
+    /// As [`Harness::with_overlay`], resolving references with `resolver`
+    /// (for keys a test makes at run time).
+    pub fn with_overlay_and_secrets(extra: &str, resolver: MapResolver) -> Self {
         let config = AppConfig::from_overlay(Some(("test", &format!("{OVERLAY}\n{extra}")))).expect("test config");
         let dir = tempfile::tempdir().expect("tempdir");
         let db = SqliteBackend::open(&dir.path().join("t.db"), Durability::Normal).expect("db");
@@ -146,7 +152,7 @@ impl Harness {
             queue.clone(),
             Arc::new(LocalDir::new(dir.path().join("artifacts"))),
         );
-        let app = App::build_with(&config, &secrets(), ports, move |reg, _| {
+        let app = App::build_with(&config, &resolver, ports, move |reg, _| {
             reg.register("test.effect", e);
             reg.register("test.second", s);
         })

@@ -13,4 +13,5 @@ mod process;
 mod processor_fixture;
 mod refusals;
 mod replay;
+mod sender_libraries;
 mod worker;

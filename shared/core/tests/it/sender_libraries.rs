@@ -1,0 +1,155 @@
+//! Public-key presets against the senders' own libraries: a Discord delivery
+//! signed by PyNaCl (the Ed25519 library Discord's docs use) goes through the
+//! `discord` preset, and a SendGrid delivery whose signature SendGrid's own
+//! helper (`sendgrid.helpers.eventwebhook.EventWebhook`) accepts goes through
+//! the `sendgrid` preset. Each key is made at run time, so no vector of ours
+//! is assumed; tampered copies are refused.
+
+use crate::harness::{secrets, Harness};
+use base64::Engine;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+/// A Python that imports `module`: `$WEBHOOKS_PYENV`, then the project's
+/// `target/pyenv` (where scripts/test installs the test tools), then
+/// `python3`. `None` when none has it; a failure instead of a skip when
+/// `WEBHOOKS_TEST_AWS_REQUIRED=1` (the full suite).
+fn python_with(module: &str) -> Option<PathBuf> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Ok(env) = std::env::var("WEBHOOKS_PYENV") {
+        candidates.push(PathBuf::from(env).join("bin/python"));
+    }
+    candidates.push(root.join("target/pyenv/bin/python"));
+    candidates.push(PathBuf::from("python3"));
+    let found = candidates.into_iter().find(|python| {
+        Command::new(python)
+            .args(["-c", &format!("import {module}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    });
+    if found.is_none() {
+        if std::env::var("WEBHOOKS_TEST_AWS_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("WEBHOOKS_TEST_AWS_REQUIRED=1 but no Python imports {module} (pip install -r scripts/requirements-test.txt)");
+        }
+        eprintln!("skipped: no Python with {module} (set WEBHOOKS_PYENV)");
+    }
+    found
+}
+
+/// Runs `script` with `args`, returning its stdout as JSON.
+fn run_python(python: &PathBuf, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run Python");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("JSON from the script")
+}
+
+/// Signs timestamp + body as Discord does, with a fresh PyNaCl key.
+const DISCORD_SIGNER: &str = r#"
+import json, sys
+from nacl.signing import SigningKey
+key = SigningKey.generate()
+ts, body = sys.argv[1], sys.argv[2]
+signed = key.sign((ts + body).encode())
+print(json.dumps({"public_key": key.verify_key.encode().hex(), "signature": signed.signature.hex()}))
+"#;
+
+fn post(path: &str, body: &str, headers: &[(&str, &str)]) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::post(path).header("content-type", "application/json");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    req.body(axum::body::Body::from(body.to_string())).expect("request")
+}
+
+#[tokio::test]
+async fn a_pynacl_signed_discord_delivery_passes_the_discord_preset_and_a_tampered_one_does_not() {
+    let Some(python) = python_with("nacl") else { return };
+    let ts = webhooks_core::time::unix_now().to_string();
+    let body = r#"{"id":"1200000000000000001","type":2,"data":{"name":"ping"}}"#;
+    let signed = run_python(&python, DISCORD_SIGNER, &[&ts, body]);
+    let (key, sig) = (
+        signed["public_key"].as_str().expect("key"),
+        signed["signature"].as_str().expect("sig"),
+    );
+    let overlay = r#"
+[providers.discord]
+preset = "discord"
+public_keys = ["env:DISCORD_TEST_PUBLIC_KEY"]
+handlers = { "*" = ["test.effect"] }
+"#;
+    let h = Harness::with_overlay_and_secrets(overlay, secrets().with("DISCORD_TEST_PUBLIC_KEY", key));
+    let headers = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", ts.as_str())];
+    let (status, _, text) = h.call(post("/webhooks/discord", body, &headers)).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    assert!(h.record("discord", "1200000000000000001").await.is_some(), "stored");
+
+    let tampered = body.replace("ping", "pong");
+    let (status, _, text) = h.call(post("/webhooks/discord", &tampered, &headers)).await;
+    assert_eq!(status.as_u16(), 401, "{text}");
+    let later = (ts.parse::<i64>().expect("ts") + 1).to_string();
+    let moved = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", later.as_str())];
+    let (status, _, text) = h.call(post("/webhooks/discord", body, &moved)).await;
+    assert_eq!(status.as_u16(), 401, "the timestamp is signed: {text}");
+}
+
+/// SendGrid's own helper checks a signature: prints `{"valid": bool}`.
+const SENDGRID_CHECK: &str = r#"
+import json, sys
+from sendgrid.helpers.eventwebhook import EventWebhook
+key, sig, ts, body = sys.argv[1:5]
+print(json.dumps({"valid": EventWebhook(key).verify_signature(body, sig, ts)}))
+"#;
+
+#[tokio::test]
+async fn a_signature_sendgrids_helper_accepts_passes_the_sendgrid_preset_and_a_tampered_one_does_not() {
+    use p256::ecdsa::signature::Signer;
+    use p256::pkcs8::EncodePublicKey;
+    let Some(python) = python_with("sendgrid.helpers.eventwebhook") else {
+        return;
+    };
+    let b64 = base64::engine::general_purpose::STANDARD;
+    // A fresh key each run: the scalar from the clock (nonzero, below the
+    // order as its top byte is 0x01).
+    let mut scalar = [0u8; 32];
+    scalar[0] = 1;
+    scalar[16..].copy_from_slice(&webhooks_core::time::unix_now().to_be_bytes().repeat(2));
+    let key = p256::ecdsa::SigningKey::from_slice(&scalar).expect("scalar");
+    let public = b64.encode(key.verifying_key().to_public_key_der().expect("der").as_bytes());
+    let ts = webhooks_core::time::unix_now().to_string();
+    let body = "[{\"email\":\"a@example.com\",\"event\":\"delivered\",\"sg_event_id\":\"sg_lib_1\",\"timestamp\":1700000000}]\r\n";
+    let sig: p256::ecdsa::Signature = key.sign(format!("{ts}{body}").as_bytes());
+    let sig = b64.encode(sig.to_der().as_bytes());
+    let check = |body: &str| run_python(&python, SENDGRID_CHECK, &[&public, &sig, &ts, body])["valid"].clone();
+    assert_eq!(check(body), serde_json::json!(true), "SendGrid's helper accepts it");
+    let tampered = body.replace("delivered", "bounce");
+    assert_eq!(
+        check(&tampered),
+        serde_json::json!(false),
+        "and refuses a tampered body"
+    );
+
+    let overlay = r#"
+[providers.sendgrid]
+preset = "sendgrid"
+public_keys = ["env:SENDGRID_TEST_PUBLIC_KEY"]
+handlers = { "*" = ["test.effect"] }
+"#;
+    let h = Harness::with_overlay_and_secrets(overlay, secrets().with("SENDGRID_TEST_PUBLIC_KEY", &public));
+    let headers = [
+        ("X-Twilio-Email-Event-Webhook-Signature", sig.as_str()),
+        ("X-Twilio-Email-Event-Webhook-Timestamp", ts.as_str()),
+    ];
+    let (status, _, text) = h.call(post("/webhooks/sendgrid", body, &headers)).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    assert!(h.record("sendgrid", "sg_lib_1").await.is_some(), "stored");
+    let (status, _, text) = h.call(post("/webhooks/sendgrid", &tampered, &headers)).await;
+    assert_eq!(status.as_u16(), 401, "{text}");
+}
