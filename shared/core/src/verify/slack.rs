@@ -28,14 +28,31 @@ pub struct SlackConfig {
 
 /// Parses `v0=<64 hex digits>` into the 32 bytes.
 pub fn parse_signature(value: &str) -> Result<Vec<u8>, VerifyError> {
+    parse_v0(SIGNATURE_HEADER, value)
+}
+
+/// The `v0` scheme Slack and Zoom share: `v0=` + hex HMAC-SHA256 of
+/// `v0:{timestamp}:{body}`. `header` only names the header in errors.
+pub(crate) fn parse_v0(header: &str, value: &str) -> Result<Vec<u8>, VerifyError> {
     let hex_part = value
         .trim()
         .strip_prefix("v0=")
-        .ok_or_else(|| VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not a v0= signature")))?;
+        .ok_or_else(|| VerifyError::Invalid(format!("{header} is not a v0= signature")))?;
     match decode_hex(hex_part) {
         Some(sig) if sig.len() == 32 => Ok(sig),
-        _ => Err(VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not 64 hex digits"))),
+        _ => Err(VerifyError::Invalid(format!("{header} is not 64 hex digits"))),
     }
+}
+
+/// What a `v0` signature covers.
+pub(crate) fn v0_content<'a>(timestamp: &'a str, body: &'a [u8]) -> [&'a [u8]; 5] {
+    [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", body]
+}
+
+/// The `v0=...` header value for `body` sent at `timestamp`.
+pub(crate) fn v0_signature(key: &[u8], timestamp: &str, body: &[u8]) -> String {
+    let mac = hmac(Algorithm::Sha256, key, &v0_content(timestamp, body));
+    format!("{VERSION}={}", hex::encode(mac))
 }
 
 /// Verifies Slack requests.
@@ -65,7 +82,7 @@ impl Verifier for SlackVerifier {
         let timestamp = req.require_header(TIMESTAMP_HEADER)?;
         check_timestamp(parse_timestamp(timestamp)?, req.now, self.config.tolerance_secs)?;
         let sigs = all_ok(raw_sigs.into_iter().map(parse_signature))?;
-        let parts: [&[u8]; 5] = [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", req.body];
+        let parts = v0_content(timestamp, req.body);
         if verify_any(Algorithm::Sha256, &self.secrets, &parts, &sigs) {
             Ok(())
         } else {
@@ -89,14 +106,9 @@ impl Verifier for SlackVerifier {
     fn sign(&self, input: &SignInput<'_>) -> Signed {
         let key = self.secrets.first().map(Secret::expose).unwrap_or_default();
         let ts = input.now.to_string();
-        let mac = hmac(
-            Algorithm::Sha256,
-            key,
-            &[VERSION.as_bytes(), b":", ts.as_bytes(), b":", input.body],
-        );
         Signed {
             headers: vec![
-                (SIGNATURE_HEADER.into(), format!("{VERSION}={}", hex::encode(mac))),
+                (SIGNATURE_HEADER.into(), v0_signature(key, &ts, input.body)),
                 (TIMESTAMP_HEADER.into(), ts),
             ],
             query: vec![],

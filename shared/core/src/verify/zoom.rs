@@ -11,14 +11,13 @@
 //! every delivery. The timestamp is still signed, and a replayed body is
 //! the same event (the preset keys Zoom events by the body's hash).
 
-use super::hmac_scheme::{decode_hex, hmac, verify_any};
+use super::hmac_scheme::{hmac, verify_any};
 use super::{all_ok, Algorithm, Handshake, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use serde::Deserialize;
 
 pub const SIGNATURE_HEADER: &str = "x-zm-signature";
 pub const TIMESTAMP_HEADER: &str = "x-zm-request-timestamp";
-const VERSION: &str = "v0";
 const URL_VALIDATION: &str = "endpoint.url_validation";
 
 /// `scheme = "zoom"`.
@@ -32,14 +31,7 @@ pub struct ZoomConfig {
 
 /// Parses `v0=<64 hex digits>` into the 32 bytes.
 pub fn parse_signature(value: &str) -> Result<Vec<u8>, VerifyError> {
-    let hex_part = value
-        .trim()
-        .strip_prefix("v0=")
-        .ok_or_else(|| VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not a v0= signature")))?;
-    match decode_hex(hex_part) {
-        Some(sig) if sig.len() == 32 => Ok(sig),
-        _ => Err(VerifyError::Invalid(format!("{SIGNATURE_HEADER} is not 64 hex digits"))),
-    }
+    super::slack::parse_v0(SIGNATURE_HEADER, value)
 }
 
 /// Verifies Zoom deliveries.
@@ -59,7 +51,7 @@ impl ZoomVerifier {
     fn signer(&self, req: &Request<'_>) -> Result<&Secret, VerifyError> {
         let sigs = all_ok(req.parse_each(SIGNATURE_HEADER, Ok)?.into_iter().map(parse_signature))?;
         let timestamp = req.require_header(TIMESTAMP_HEADER)?;
-        let parts: [&[u8]; 5] = [VERSION.as_bytes(), b":", timestamp.as_bytes(), b":", req.body];
+        let parts = super::slack::v0_content(timestamp, req.body);
         self.secrets
             .iter()
             .find(|s| verify_any(Algorithm::Sha256, std::slice::from_ref(*s), &parts, &sigs))
@@ -111,14 +103,12 @@ impl Verifier for ZoomVerifier {
     fn sign(&self, input: &SignInput<'_>) -> Signed {
         let key = self.secrets.first().map(Secret::expose).unwrap_or_default();
         let ts = input.now.to_string();
-        let mac = hmac(
-            Algorithm::Sha256,
-            key,
-            &[VERSION.as_bytes(), b":", ts.as_bytes(), b":", input.body],
-        );
         Signed {
             headers: vec![
-                (SIGNATURE_HEADER.into(), format!("{VERSION}={}", hex::encode(mac))),
+                (
+                    SIGNATURE_HEADER.into(),
+                    super::slack::v0_signature(key, &ts, input.body),
+                ),
                 (TIMESTAMP_HEADER.into(), ts),
             ],
             query: vec![],
