@@ -1,17 +1,15 @@
-//! Admission on the embedded database: the claims and the queue messages of a
-//! delivery are written in one savepoint of the database thread's group
-//! transaction, so they are committed together or not at all, and a
-//! delivery is never seen claimed but not queued. Many deliveries share one
-//! commit (see [`crate::writer`]).
+//! Admission on the embedded database: each event of a delivery is claimed
+//! and queued by one row write, its record flagged as carrying its first
+//! queue message (see [`crate::queue`], "the inbox"), inside the database
+//! thread's group transaction: a delivery is never seen claimed but not
+//! queued, and many deliveries share one commit (see [`crate::writer`]).
 
-use crate::queue::enqueue_ref_in;
 use crate::store::claim_in;
 use crate::writer::Db;
 use async_trait::async_trait;
 use webhooks_core::event::EventState;
 use webhooks_core::ports::admission::{Admission, AdmissionBatch, AdmissionError};
 use webhooks_core::ports::store::{ClaimOutcome, StoreError};
-use webhooks_core::time::unix_now_ms;
 
 /// [`Admission`] over the SQLite store and queue tables.
 #[derive(Debug, Clone)]
@@ -30,21 +28,16 @@ impl Admission for SqliteAdmission {
     async fn admit(&self, batch: AdmissionBatch) -> Result<Vec<ClaimOutcome>, AdmissionError> {
         let events = batch.events;
         let (now, lease, ttl) = (batch.now, batch.claim_lease_secs, batch.ttl_secs);
-        let now_ms = unix_now_ms();
         let outcomes = self
             .db
             .call(move |conn| {
                 let mut outcomes = Vec::with_capacity(events.len());
                 for (event, state) in events.iter() {
                     let queued = *state == EventState::Received;
-                    // Claimed and queued in the same savepoint: recorded as QUEUED.
+                    // Claimed and queued in one row write: recorded as QUEUED,
+                    // its first queue message folded into the record.
                     let write_state = if queued { EventState::Queued } else { *state };
-                    let outcome = claim_in(conn, event, write_state, now, lease, ttl)?;
-                    if queued && outcome == ClaimOutcome::Claimed {
-                        // The message refers to the record, which holds the payload.
-                        enqueue_ref_in(conn, event, now_ms)?;
-                    }
-                    outcomes.push(outcome);
+                    outcomes.push(claim_in(conn, event, write_state, queued, (now, lease, ttl))?);
                 }
                 Ok(outcomes)
             })
@@ -67,6 +60,158 @@ mod tests {
         let store = SqliteStore::new(db.clone());
         let queue = SqliteQueue::new(db);
         webhooks_testkit::contract::admission::run_all(&admission, &store, &queue, "sqlite").await;
+    }
+
+    fn admit_one(id: &str, now: i64) -> AdmissionBatch {
+        let event = webhooks_core::event::Event {
+            provider: "inbox".into(),
+            id: id.into(),
+            event_type: "a.b".into(),
+            received_at: now,
+            payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}"}}"#)),
+            request_id: Some(format!("req-{id}")),
+        };
+        AdmissionBatch {
+            events: vec![(event, EventState::Received)].into(),
+            now,
+            claim_lease_secs: 30,
+            ttl_secs: 60,
+        }
+    }
+
+    async fn count(db: &Db, sql: &'static str) -> i64 {
+        db.call(move |c| c.query_row(sql, [], |r| r.get(0)))
+            .await
+            .expect("count")
+    }
+
+    #[tokio::test]
+    async fn an_admitted_event_is_one_row_until_a_receive_takes_its_message() {
+        use webhooks_core::ports::queue::Queue;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("inbox.db");
+        {
+            let db = Db::open(&path, crate::Durability::Normal).expect("db");
+            SqliteAdmission::new(db.clone())
+                .admit(admit_one("e1", 1_000))
+                .await
+                .expect("admit");
+            assert_eq!(
+                count(&db, "SELECT COUNT(*) FROM queue").await,
+                0,
+                "no queue row at ingest"
+            );
+            assert_eq!(
+                SqliteQueue::new(db).depth().await.expect("depth"),
+                1,
+                "yet one message waits"
+            );
+        }
+        // Reopened (as after a crash): the message is still there, once.
+        let db = Db::open(&path, crate::Durability::Normal).expect("reopen");
+        let queue = SqliteQueue::new(db.clone());
+        let got = queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].event.id.as_str(), got[0].receive_count), ("e1", 1));
+        assert_eq!(
+            got[0].event.request_id.as_deref(),
+            Some("req-e1"),
+            "the request id travels"
+        );
+        assert!(queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .expect("again")
+            .is_empty());
+        queue.ack(&got[0]).await.expect("ack");
+        assert_eq!(queue.depth().await.expect("depth"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_record_admitted_after_the_top_rows_were_deleted_is_still_received() {
+        use webhooks_core::ports::queue::Queue;
+        let db = Db::open_in_memory().expect("db");
+        let (admission, queue) = (SqliteAdmission::new(db.clone()), SqliteQueue::new(db.clone()));
+        admission.admit(admit_one("first", 1_000)).await.expect("admit");
+        let got = queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        queue.ack(&got[0]).await.expect("ack");
+        // The record at the top goes (purged, discarded, released): SQLite
+        // would hand its rowid, which the cursor has passed, to the next row.
+        db.call(|c| c.execute("DELETE FROM events", [])).await.expect("delete");
+        admission.admit(admit_one("second", 1_001)).await.expect("admit");
+        let got = queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(got.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["second"]);
+    }
+
+    #[tokio::test]
+    async fn admitting_an_event_writes_the_record_and_its_key_index_only() {
+        // Ingest's cost is the B-trees it writes. The statement opens the
+        // table and its indexes (OpenWrite); of those, the partial expiry
+        // index must get no entry for a QUEUED record, and no other table
+        // (the queue) may be opened at all.
+        let db = Db::open_in_memory().expect("db");
+        SqliteAdmission::new(db.clone())
+            .admit(admit_one("e1", 1_000))
+            .await
+            .expect("admit");
+        let opened: Vec<String> = db
+            .call(|c| {
+                let mut explain = c.prepare(
+                    "EXPLAIN INSERT INTO events (pk, provider, event_id, event_type, state, attempts, received_at,
+                         updated_at, lease_until, expires_at, payload, inbox, request_id, rowid)
+                     VALUES ('p#e', 'p', 'e', 't', 'QUEUED', 0, 1, 1, NULL, 2, '{}', 1, NULL, 7)
+                     ON CONFLICT(pk) DO NOTHING",
+                )?;
+                let ops = explain.query_map([], |r| Ok((r.get::<_, String>(1)?, r.get::<_, i64>(3)?)))?;
+                let mut roots = Vec::new();
+                for op in ops {
+                    let (name, root) = op?;
+                    if name == "OpenWrite" {
+                        roots.push(root);
+                    }
+                }
+                roots
+                    .into_iter()
+                    .map(|root| {
+                        c.query_row("SELECT name FROM sqlite_master WHERE rootpage = ?1", [root], |r| {
+                            r.get(0)
+                        })
+                    })
+                    .collect()
+            })
+            .await
+            .expect("explain");
+        assert_eq!(opened, ["events", "events_expiring", "sqlite_autoindex_events_1"]);
+        let expiring = count(
+            &db,
+            "SELECT COUNT(*) FROM events INDEXED BY events_expiring
+             WHERE state IN ('DONE', 'IGNORED') AND expires_at < 9000000000000",
+        )
+        .await;
+        assert_eq!(expiring, 0, "a QUEUED record has no expiry entry");
+        let purge_plan: String = db
+            .call(|c| {
+                c.query_row(
+                    "EXPLAIN QUERY PLAN DELETE FROM events WHERE expires_at <= 5 AND state IN ('DONE', 'IGNORED')",
+                    [],
+                    |r| r.get(3),
+                )
+            })
+            .await
+            .expect("plan");
+        assert!(
+            purge_plan.contains("events_expiring"),
+            "the purge reads the index: {purge_plan}"
+        );
     }
 
     #[tokio::test]

@@ -1,6 +1,18 @@
 //! The queue on the embedded SQLite database: a table of messages with a
 //! visibility time, a receive count and a dead-letter flag, mirroring what
 //! SQS and its redrive policy do.
+//!
+//! The inbox: an admitted event's first message is not a `queue` row. The
+//! admission flags its record (`events.inbox = 1`) in the same row write
+//! that claims it, so ingest answers after one table write per event, not
+//! three (record, message, message index). The records after
+//! `inbox_cursor.last_rowid` that carry the flag are the messages nobody has
+//! received yet: a receive first turns up to `max` of them into ordinary
+//! `queue` rows (visible now, referring to their record) and moves the
+//! cursor past them, in one transaction, then receives as usual. Rowids
+//! only grow past the cursor (see the store's insert), so no flagged record
+//! is skipped; and a crash on either side of that transaction leaves each
+//! message either in the inbox or in the table, never in neither.
 
 use crate::writer::{Db, DbError};
 use async_trait::async_trait;
@@ -22,11 +34,19 @@ impl SqliteQueue {
         Self { db }
     }
 
-    /// Messages waiting or in flight (not dead-lettered).
+    /// Messages waiting or in flight (not dead-lettered), the inbox's included.
     pub async fn depth(&self) -> Result<u64, QueueError> {
         Ok(self
             .db
-            .call(|conn| conn.query_row("SELECT COUNT(*) FROM queue WHERE dead = 0", [], |r| r.get::<_, i64>(0)))
+            .call(|conn| {
+                conn.query_row(
+                    "SELECT (SELECT COUNT(*) FROM queue WHERE dead = 0)
+                          + (SELECT COUNT(*) FROM events
+                             WHERE rowid > (SELECT last_rowid FROM inbox_cursor) AND inbox = 1)",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+            })
             .await? as u64)
     }
 }
@@ -87,14 +107,33 @@ fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String
     })
 }
 
-/// Appends a message that refers to its event record (which holds the
-/// payload), visible now, inside the caller's transaction: the payload is
-/// written once, not twice.
-pub(crate) fn enqueue_ref_in(conn: &rusqlite::Connection, event: &Event, now_ms: i64) -> rusqlite::Result<()> {
-    conn.prepare_cached(
-        "INSERT INTO queue (body, event_pk, request_id, visible_at_ms, enqueued_at) VALUES ('', ?1, ?2, ?3, ?3)",
-    )?
-    .execute(params![event.pk(), event.request_id, now_ms])?;
+/// Turns up to `max` inbox messages (see the module docs) into `queue` rows
+/// that refer to their records, visible now, and moves the cursor past
+/// them; inside the caller's transaction.
+fn take_inbox(conn: &rusqlite::Connection, max: usize, now_ms: i64) -> rusqlite::Result<()> {
+    let cursor: i64 = conn
+        .prepare_cached("SELECT last_rowid FROM inbox_cursor")?
+        .query_row([], |r| r.get(0))?;
+    let taken: Vec<(i64, String, Option<String>, i64)> = conn
+        .prepare_cached(
+            "SELECT rowid, pk, request_id, received_at FROM events
+             WHERE rowid > ?1 AND inbox = 1 ORDER BY rowid LIMIT ?2",
+        )?
+        .query_map(params![cursor, max as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some(&(last, ..)) = taken.last() else {
+        return Ok(());
+    };
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO queue (body, event_pk, request_id, visible_at_ms, enqueued_at) VALUES ('', ?1, ?2, ?3, ?4)",
+    )?;
+    for (_, pk, request_id, received_at) in &taken {
+        insert.execute(params![pk, request_id, now_ms, received_at.saturating_mul(1000)])?;
+    }
+    conn.prepare_cached("UPDATE inbox_cursor SET last_rowid = ?1")?
+        .execute([last])?;
     Ok(())
 }
 
@@ -122,6 +161,7 @@ impl Queue for SqliteQueue {
         let rows: Vec<(i64, u32, Result<Event, String>)> = self
             .db
             .call(move |conn| {
+                take_inbox(conn, max, now)?;
                 let rows: Vec<(i64, u32, Result<Event, String>)> = {
                     let mut stmt = conn.prepare_cached(&format!(
                         "{MESSAGE_SELECT} WHERE q.dead = 0 AND q.visible_at_ms <= ?1 ORDER BY q.visible_at_ms, q.id LIMIT ?2"

@@ -1,7 +1,9 @@
 //! The embedded database's schema, in one place: the `events` table (one row
-//! per event record, keyed `provider#event_id`) and the `queue` table (one
-//! row per message; a message of an admitted event refers to its record by
-//! `event_pk` instead of copying it). Databases of earlier versions are
+//! per event record, keyed `provider#event_id`, in arrival order by rowid),
+//! the `queue` table (one row per message; a message of an admitted event
+//! refers to its record by `event_pk` instead of copying it) and the inbox
+//! cursor (an admitted event's first message is a flag on its record until
+//! a receive takes it: see [`crate::queue`]). Databases of earlier versions are
 //! brought up to date by [`MIGRATIONS`] (tables added later, like
 //! `refusals`, are created by the schema's `IF NOT EXISTS` on every open), recorded in `PRAGMA user_version`.
 //! The file is an ordinary SQLite database: `sqlite3 webhooks.db` reads it.
@@ -11,7 +13,7 @@ use rusqlite::Connection;
 
 /// Changes to databases made by earlier versions, applied in order and
 /// recorded in `PRAGMA user_version`.
-pub(crate) const MIGRATIONS: [&str; 4] = [
+pub(crate) const MIGRATIONS: [&str; 5] = [
     // 1: queue messages may refer to their event record instead of copying it.
     "ALTER TABLE queue ADD COLUMN event_pk TEXT",
     // 2: events are listed newest first by rowid; one index less per write.
@@ -21,6 +23,13 @@ pub(crate) const MIGRATIONS: [&str; 4] = [
     // 4: a record keeps its attempt history and when its next attempt is due.
     "ALTER TABLE events ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
      ALTER TABLE events ADD COLUMN next_attempt_at INTEGER;",
+    // 5: an admitted event's first queue message is folded into its record
+    //    (the inbox, see crate::queue); the expiry index keeps finished
+    //    records only (created by the schema). Messages already in `queue`
+    //    stay there.
+    "ALTER TABLE events ADD COLUMN inbox INTEGER NOT NULL DEFAULT 0;
+     ALTER TABLE events ADD COLUMN request_id TEXT;
+     DROP INDEX IF EXISTS events_by_expiry;",
 ];
 
 pub(crate) const SCHEMA: &str = r#"
@@ -42,9 +51,22 @@ CREATE TABLE IF NOT EXISTS events (
     -- The newest attempt entries, a JSON array, oldest first.
     history         TEXT NOT NULL DEFAULT '[]',
     -- While QUEUED after a retryable failure: when the retry is due.
-    next_attempt_at INTEGER
+    next_attempt_at INTEGER,
+    -- 1: admitted with its first queue message folded in (the inbox): a
+    -- message nobody has received while rowid > inbox_cursor.last_rowid.
+    inbox           INTEGER NOT NULL DEFAULT 0,
+    -- With inbox: the id of the request that delivered the event.
+    request_id      TEXT
 );
-CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
+-- How far the queue has read the inbox (one row).
+CREATE TABLE IF NOT EXISTS inbox_cursor (
+    one        INTEGER PRIMARY KEY CHECK (one = 1),
+    last_rowid INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO inbox_cursor (one, last_rowid) VALUES (1, 0);
+-- Only finished records expire, so only they are indexed by expiry: ingest,
+-- which writes QUEUED records, leaves this index alone.
+CREATE INDEX IF NOT EXISTS events_expiring ON events(expires_at) WHERE state IN ('DONE', 'IGNORED');
 CREATE TABLE IF NOT EXISTS queue (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     -- The envelope; empty when event_pk names the record that holds the event.

@@ -83,7 +83,19 @@ struct Fresh {
 
 /// Writes a record; returns whether it was written (with `Keep`, an
 /// existing record stays and nothing is written).
-fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fresh) -> rusqlite::Result<bool> {
+///
+/// `inbox`: the record is admitted with its first queue message folded in
+/// (see [`crate::queue`]): it is flagged, keeps the delivering request's id,
+/// and gets a rowid past the queue's inbox cursor even when the rows at the
+/// top of the table were deleted (SQLite would otherwise reuse their rowids,
+/// and a reused rowid behind the cursor would never be read as a message).
+fn insert(
+    conn: &Connection,
+    on_existing: OnExisting,
+    event: &Event,
+    fresh: Fresh,
+    inbox: bool,
+) -> rusqlite::Result<bool> {
     let Fresh {
         state,
         attempts,
@@ -91,15 +103,35 @@ fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fres
         lease_until,
         ttl_secs,
     } = fresh;
-    let sql = match on_existing {
-        OnExisting::Replace => {
-            "INSERT OR REPLACE INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10)"
-        }
-        OnExisting::Keep => {
-            "INSERT INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at, lease_until, expires_at, payload)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10) ON CONFLICT(pk) DO NOTHING"
-        }
+    // One statement text per case, built at compile time.
+    macro_rules! insert_sql {
+        ($verb:literal, $rowid:literal, $tail:literal) => {
+            concat!(
+                $verb,
+                " INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at,
+                               lease_until, expires_at, payload, inbox, request_id, rowid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ",
+                $rowid,
+                ")",
+                $tail
+            )
+        };
+    }
+    // The next rowid past both the table's top and the inbox cursor.
+    macro_rules! past_cursor_sql {
+        ($verb:literal, $tail:literal) => {
+            insert_sql!(
+                $verb,
+                "MAX(IFNULL((SELECT MAX(rowid) FROM events), 0), (SELECT last_rowid FROM inbox_cursor)) + 1",
+                $tail
+            )
+        };
+    }
+    let sql = match (on_existing, inbox) {
+        (OnExisting::Replace, true) => past_cursor_sql!("INSERT OR REPLACE", ""),
+        (OnExisting::Replace, false) => insert_sql!("INSERT OR REPLACE", "NULL", ""),
+        (OnExisting::Keep, true) => past_cursor_sql!("INSERT", " ON CONFLICT(pk) DO NOTHING"),
+        (OnExisting::Keep, false) => insert_sql!("INSERT", "NULL", " ON CONFLICT(pk) DO NOTHING"),
     };
     let written = conn.prepare_cached(sql)?.execute(params![
         event.pk(),
@@ -112,6 +144,8 @@ fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fres
         lease_until,
         now + ttl_secs,
         event.payload.as_str(),
+        inbox,
+        if inbox { event.request_id.as_deref() } else { None },
     ])?;
     Ok(written == 1)
 }
@@ -119,14 +153,14 @@ fn insert(conn: &Connection, on_existing: OnExisting, event: &Event, fresh: Fres
 /// The claim, inside the caller's transaction: creates the record in
 /// `state` unless one exists; takes over a RECEIVED record whose lease has
 /// expired (its claimant died before enqueueing). Shared by the store's
-/// claim and the admission that claims and enqueues in one transaction.
+/// claim and the admission that claims and enqueues in one transaction
+/// (`inbox`: the record carries its first queue message, see [`insert`]).
 pub(crate) fn claim_in(
     conn: &Connection,
     event: &Event,
     state: EventState,
-    now: i64,
-    lease_secs: i64,
-    ttl_secs: i64,
+    inbox: bool,
+    (now, lease_secs, ttl_secs): (i64, i64, i64),
 ) -> rusqlite::Result<ClaimOutcome> {
     let fresh = Fresh {
         state,
@@ -136,16 +170,16 @@ pub(crate) fn claim_in(
         ttl_secs,
     };
     // The common case, a new event, in one statement.
-    if insert(conn, OnExisting::Keep, event, fresh)? {
+    if insert(conn, OnExisting::Keep, event, fresh, inbox)? {
         return Ok(ClaimOutcome::Claimed);
     }
     Ok(match fetch_claim_state(conn, &event.pk())? {
         None => {
-            insert(conn, OnExisting::Replace, event, fresh)?;
+            insert(conn, OnExisting::Replace, event, fresh, inbox)?;
             ClaimOutcome::Claimed
         }
         Some((EventState::Received, attempts, lease)) if lease.unwrap_or(0) <= now => {
-            insert(conn, OnExisting::Replace, event, Fresh { attempts, ..fresh })?;
+            insert(conn, OnExisting::Replace, event, Fresh { attempts, ..fresh }, inbox)?;
             ClaimOutcome::Claimed
         }
         Some((EventState::Received, _, _)) => ClaimOutcome::InFlight,
@@ -174,7 +208,7 @@ impl EventStore for SqliteStore {
         let (state, now, lease, ttl) = (claim.state, claim.now, claim.lease_secs, claim.ttl_secs);
         Ok(self
             .db
-            .call(move |conn| claim_in(conn, &event, state, now, lease, ttl))
+            .call(move |conn| claim_in(conn, &event, state, false, (now, lease, ttl)))
             .await?)
     }
 
@@ -223,7 +257,7 @@ impl EventStore for SqliteStore {
                             lease_until: Some(now + lease_secs),
                             ttl_secs,
                         };
-                        insert(conn, OnExisting::Replace, &event, fresh)?;
+                        insert(conn, OnExisting::Replace, &event, fresh, false)?;
                         LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                     }
                     Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
@@ -316,6 +350,10 @@ impl EventStore for SqliteStore {
             .db
             // Only finished records expire: a dead letter (FAILED) stays until it
             // is replayed or discarded, a queued event until it is processed.
+            //
+            // The expiry index holds finished records only (a partial index):
+            // ingest writes QUEUED records and does not touch it; the
+            // processor's settle, already rewriting the row, adds the entry.
             .call(move |conn| {
                 conn.execute(
                     "DELETE FROM events WHERE expires_at <= ?1 AND state IN ('DONE', 'IGNORED')",
