@@ -1,14 +1,16 @@
-//! Public-key presets against the senders' own libraries: a Discord delivery
-//! signed by PyNaCl (the Ed25519 library Discord's docs use) goes through the
-//! `discord` preset, and a SendGrid delivery whose signature SendGrid's own
-//! helper (`sendgrid.helpers.eventwebhook.EventWebhook`) accepts goes through
-//! the `sendgrid` preset. The HMAC presets meet theirs too: HubSpot's
-//! signature utility (`hubspot.utils.signature.Signature`, from
-//! `hubspot-api-client`) accepts what our `hubspot` signer makes and computes
-//! v3 signatures the preset accepts, and Square's `webhooks_helper` (from
-//! `squareup`) accepts what our `square` signer makes, which the preset
-//! accepts in turn. Each key is made at run time, so no vector of ours is
-//! assumed; tampered copies are refused.
+//! Presets against the senders' own libraries. Public-key: a Discord
+//! delivery signed by PyNaCl (the Ed25519 library Discord's docs use) goes
+//! through the `discord` preset, and what our `discord` signer makes with a
+//! PyNaCl key (`webhooks sign --private-key`) PyNaCl verifies; a SendGrid
+//! delivery whose signature SendGrid's own helper
+//! (`sendgrid.helpers.eventwebhook.EventWebhook`) accepts goes through the
+//! `sendgrid` preset. HMAC: HubSpot's signature utility
+//! (`hubspot.utils.signature.Signature`, from `hubspot-api-client`) accepts
+//! what our `hubspot` signer makes and computes v3 signatures the preset
+//! accepts, and Square's `webhooks_helper` (from `squareup`) accepts what
+//! our `square` signer makes, which the preset accepts in turn. Each key is
+//! made at run time, so no vector of ours is assumed; tampered copies are
+//! refused.
 
 use crate::harness::{secrets, Harness};
 use base64::Engine;
@@ -103,6 +105,71 @@ handlers = { "*" = ["test.effect"] }
     let moved = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", later.as_str())];
     let (status, _, text) = h.call(post("/webhooks/discord", body, &moved)).await;
     assert_eq!(status.as_u16(), 401, "the timestamp is signed: {text}");
+}
+
+/// PyNaCl as a receiver: `key` prints a fresh key pair (seed and public
+/// key, hex); `check PUBLIC SIG TS BODY` prints whether PyNaCl verifies.
+const NACL: &str = r#"
+import json, sys
+from nacl.signing import SigningKey, VerifyKey
+from nacl.exceptions import BadSignatureError
+if sys.argv[1] == "key":
+    key = SigningKey.generate()
+    print(json.dumps({"seed": key.encode().hex(), "public_key": key.verify_key.encode().hex()}))
+else:
+    public, sig, ts, body = sys.argv[2:6]
+    try:
+        VerifyKey(bytes.fromhex(public)).verify((ts + body).encode(), bytes.fromhex(sig))
+        print(json.dumps({"valid": True}))
+    except BadSignatureError:
+        print(json.dumps({"valid": False}))
+"#;
+
+#[tokio::test]
+async fn what_the_discord_preset_signs_with_a_pynacl_key_pynacl_verifies() {
+    let Some(python) = python_with("nacl") else { return };
+    let pair = run_python(&python, NACL, &["key"]);
+    let (seed, public) = (
+        pair["seed"].as_str().expect("seed"),
+        pair["public_key"].as_str().expect("key"),
+    );
+    let overlay = r#"
+[providers.discord]
+preset = "discord"
+public_keys = ["env:DISCORD_TEST_PUBLIC_KEY"]
+handlers = { "*" = ["test.effect"] }
+"#;
+    let resolver = secrets().with("DISCORD_TEST_PUBLIC_KEY", public);
+    let provider = preset_provider(overlay, "discord", &resolver);
+    let body = r#"{"id":"1200000000000000009","type":2,"data":{"name":"ping"}}"#;
+    // What `webhooks sign discord --private-key` prints, with PyNaCl's seed.
+    let signed = provider
+        .verifier
+        .sign_with_private_key(
+            &webhooks_core::verify::SignInput {
+                body: body.as_bytes(),
+                now: webhooks_core::time::unix_now(),
+                id: "",
+                url: "",
+            },
+            &webhooks_core::secret::Secret::new(seed),
+        )
+        .expect("signs");
+    let (sig, ts) = (
+        signed_header(&signed, "X-Signature-Ed25519"),
+        signed_header(&signed, "X-Signature-Timestamp"),
+    );
+    let check = |body: &str| run_python(&python, NACL, &["check", public, sig, ts, body])["valid"].clone();
+    assert_eq!(check(body), serde_json::json!(true), "PyNaCl verifies ours");
+    assert_eq!(
+        check(&body.replace("ping", "pong")),
+        serde_json::json!(false),
+        "not a tampered body"
+    );
+    let h = Harness::with_overlay_and_secrets(overlay, resolver);
+    let headers = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", ts)];
+    let (status, _, text) = h.call(post("/webhooks/discord", body, &headers)).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
 }
 
 /// SendGrid's own helper checks a signature: prints `{"valid": bool}`.
