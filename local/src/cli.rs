@@ -244,6 +244,11 @@ pub struct SignArgs {
     /// provider reads: a form for form providers, else JSON).
     #[arg(long)]
     pub content_type: Option<String>,
+    /// The sender's private key, for a public-key provider (Discord,
+    /// SendGrid, rsa_sha256): `env:NAME` or `file:PATH` (PEM, or hex or
+    /// base64), never the key itself.
+    #[arg(long, value_name = "REF")]
+    pub private_key: Option<String>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }
@@ -265,6 +270,11 @@ pub struct SendArgs {
     /// for form providers or a non-JSON body to an `auto` one, else JSON).
     #[arg(long)]
     pub content_type: Option<String>,
+    /// The sender's private key, for a public-key provider (Discord,
+    /// SendGrid, rsa_sha256): `env:NAME` or `file:PATH` (PEM, or hex or
+    /// base64), never the key itself.
+    #[arg(long, value_name = "REF")]
+    pub private_key: Option<String>,
     #[command(flatten)]
     pub config: ConfigArgs,
 }

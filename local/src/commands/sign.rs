@@ -9,6 +9,7 @@ use std::io::Read;
 use std::path::Path;
 use std::process::ExitCode;
 use webhooks_core::provider::BodyFormat;
+use webhooks_core::secret::{describe_reference, EnvResolver, Secret, SecretResolver};
 use webhooks_core::time::unix_now;
 use webhooks_core::verify::{SignInput, Signed};
 
@@ -58,31 +59,68 @@ fn with_query(url: &str, signed: &Signed) -> String {
     format!("{url}{sep}{encoded}")
 }
 
+/// The sender's private key that `--private-key` names: `env:NAME`,
+/// resolved like every secret reference here, or `file:PATH`, a key file as
+/// openssl writes it. Never the key itself: on the command line it would
+/// stay in the shell's history and show in `ps`; an error describes such a
+/// value without repeating it.
+fn private_key(reference: &str) -> anyhow::Result<Secret> {
+    if let Some(path) = reference.strip_prefix("file:") {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read the private key file {path}"))?;
+        return Ok(Secret::new(bytes));
+    }
+    if reference.starts_with("env:") {
+        return Ok(EnvResolver.resolve(reference)?);
+    }
+    anyhow::bail!(
+        "--private-key takes env:NAME or file:PATH, not a key ({})",
+        describe_reference(reference)
+    )
+}
+
 /// What makes `body` a valid delivery to `name`, and how that provider
-/// reads bodies.
+/// reads bodies. A public-key provider is signed for only with the sender's
+/// private key (`private_key`, a reference); the others with their
+/// configured secrets, so a private key given for them is refused rather
+/// than silently unused.
 fn sign_body(
     config_args: &crate::cli::ConfigArgs,
     name: &str,
+    private_key_ref: Option<&str>,
     body: &[u8],
     id: &str,
     url: &str,
 ) -> anyhow::Result<(Signed, BodyFormat)> {
     let config = context::load_config(config_args)?;
     let provider = context::provider(&config, name)?;
-    if !provider.verifier.can_sign() {
-        anyhow::bail!("provider {name} verifies a public-key signature: only the sender's private key can sign for it");
-    }
     let format = config
         .enabled_providers()
         .get(name)
         .map(|c| c.format)
         .unwrap_or_default();
-    let signed = provider.verifier.sign(&SignInput {
+    let input = SignInput {
         body,
         now: unix_now(),
         id,
         url,
-    });
+    };
+    let signed = match (provider.verifier.can_sign(), private_key_ref) {
+        (true, None) => provider.verifier.sign(&input),
+        (true, Some(_)) => anyhow::bail!(
+            "provider {name} signs with its configured secret: --private-key is only for public-key providers"
+        ),
+        (false, None) => anyhow::bail!(
+            "provider {name} verifies a public-key signature: give the sender's private key with --private-key env:NAME or file:PATH"
+        ),
+        (false, Some(reference)) => {
+            // Resolved, so a reference (env: or file:), safe to name.
+            let key = private_key(reference)?;
+            provider
+                .verifier
+                .sign_with_private_key(&input, &key)
+                .map_err(|e| anyhow::anyhow!("--private-key {reference}: {e}"))?
+        }
+    };
     Ok((signed, format))
 }
 
@@ -111,7 +149,14 @@ pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let body = read_body(args.file.as_deref())?;
     let id = args.id.clone().unwrap_or_else(random_id);
     let url = format!("{}/webhooks/{}", args.base_url.trim_end_matches('/'), args.provider);
-    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, format) = sign_body(
+        &args.config,
+        &args.provider,
+        args.private_key.as_deref(),
+        &body,
+        &id,
+        &url,
+    )?;
     if args.curl {
         let content_type = content_type(args.content_type.as_deref(), format, &body);
         println!("{}", curl_command(&url, &signed, content_type, args.file.as_deref()));
@@ -133,7 +178,14 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", args.provider));
-    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, format) = sign_body(
+        &args.config,
+        &args.provider,
+        args.private_key.as_deref(),
+        &body,
+        &id,
+        &url,
+    )?;
     let content_type = content_type(args.content_type.as_deref(), format, &body);
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))

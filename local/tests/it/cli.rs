@@ -323,6 +323,177 @@ async fn send_signs_for_every_verifier_scheme() {
     drop(serve);
 }
 
+/// Test keys made by openssl (`genpkey -algorithm ed25519`; `ecparam -name
+/// prime256v1 -genkey -noout`) with their public halves: Discord's is hex
+/// (the raw seed below is the PEM's), SendGrid's base64 DER, as each sender
+/// shows them.
+const DISCORD_SEED: &str = "447850924ee1f3c265284030a315cb9184fd2b0d01f0fb2803c5156979e725f6";
+const DISCORD_PUBLIC: &str = "bdaa704833a6a3569b726f15a4f48cf8681d2641efa7fbee5817c4dc03d11212";
+const SENDGRID_PRIVATE_PEM: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKxj6uUkt7qNnPVQCG46dYBoKoZsGAZcz8i87pKeW2I0oAoGCCqGSM49\nAwEHoUQDQgAEWsMfeoS3l51lkaODoOZxzyhsXMeMvWN76orX50NBYxmGYvaWhslE\nZnKwnW6lkUL7HxGylOVfGFVBkDQVRxM3sg==\n-----END EC PRIVATE KEY-----\n";
+const SENDGRID_PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWsMfeoS3l51lkaODoOZxzyhsXMeMvWN76orX50NBYxmGYvaWhslEZnKwnW6lkUL7HxGylOVfGFVBkDQVRxM3sg==";
+
+/// `sign` and `send` for the public-key presets with `--private-key`: what
+/// they sign with the sender's key, a running `serve` holding only the
+/// public key accepts; another key's signature is refused; without the
+/// option (or with it for a secret-signed provider) they say what to do.
+#[tokio::test]
+async fn sign_and_send_sign_public_key_presets_with_the_senders_private_key() {
+    let sink = Sink::start().await;
+    let wd = Workdir::new();
+    let mut config = std::fs::read_to_string(wd.config(&sink, 3, 100)).expect("config");
+    config.push_str(
+        r#"
+[providers.discord]
+preset = "discord"
+public_keys = ["env:T_DISCORD_PUBLIC"]
+
+[providers.sendgrid]
+preset = "sendgrid"
+public_keys = ["env:T_SENDGRID_PUBLIC"]
+"#,
+    );
+    let config_path = wd.path("public-keys.toml");
+    std::fs::write(&config_path, config).expect("write");
+    let key_file = wd.path("sendgrid.pem");
+    std::fs::write(&key_file, SENDGRID_PRIVATE_PEM).expect("write");
+    let sendgrid_key = format!("file:{}", key_file.display());
+    let wrong_seed = "07".repeat(32);
+    let env = [
+        ("T_DISCORD_PUBLIC", DISCORD_PUBLIC),
+        ("T_SENDGRID_PUBLIC", SENDGRID_PUBLIC),
+        ("T_DISCORD_PRIVATE", DISCORD_SEED),
+        ("T_WRONG_PRIVATE", wrong_seed.as_str()),
+    ];
+    let serve = Serve::start_with(&wd, &config_path, &[], &env[..2]);
+    let cfg = ["--config", config_path.to_str().expect("utf-8")];
+    let discord_body = wd.path("discord.json");
+    std::fs::write(
+        &discord_body,
+        r#"{"id":"1300000000000000001","type":2,"data":{"name":"ping"}}"#,
+    )
+    .expect("write");
+    let sendgrid_body = wd.path("sendgrid.json");
+    std::fs::write(
+        &sendgrid_body,
+        "[{\"email\":\"a@example.com\",\"event\":\"delivered\",\"sg_event_id\":\"sg_cli_1\",\"timestamp\":1700000000}]\r\n",
+    )
+    .expect("write");
+
+    for (provider, body, key) in [
+        ("discord", &discord_body, "env:T_DISCORD_PRIVATE"),
+        ("sendgrid", &sendgrid_body, sendgrid_key.as_str()),
+    ] {
+        let out = send_with(
+            &wd,
+            &serve,
+            provider,
+            body,
+            &[&cfg[..], &["--private-key", key]].concat(),
+            &env,
+        );
+        assert!(
+            out.status.success() && stdout(&out).starts_with("200 "),
+            "{provider}: {} {}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+
+    // `sign` prints the headers; posted as printed, they verify.
+    let body_text = std::fs::read_to_string(&discord_body)
+        .expect("read")
+        .replace("1300000000000000001", "1300000000000000002");
+    std::fs::write(&discord_body, &body_text).expect("write");
+    let args = [
+        &["sign", "discord", "--file", discord_body.to_str().expect("utf-8")][..],
+        &cfg,
+        &["--private-key", "env:T_DISCORD_PRIVATE"],
+    ]
+    .concat();
+    let out = command(&wd, &args).envs(env).output().expect("run");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    let headers: Vec<(&str, &str)> = printed.lines().filter_map(|l| l.split_once(": ")).collect();
+    let names: Vec<&str> = headers.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, ["X-Signature-Ed25519", "X-Signature-Timestamp"], "{printed}");
+    let post = |headers: &[(&str, &str)], body: &str| {
+        let mut req = reqwest::Client::new()
+            .post(serve.url("discord"))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        for (n, v) in headers {
+            req = req.header(*n, *v);
+        }
+        req.send()
+    };
+    let resp = post(&headers, &body_text).await.expect("post");
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
+    let resp = post(&headers, &body_text.replace("ping", "pong")).await.expect("post");
+    assert_eq!(resp.status(), 401, "a tampered body");
+
+    // Another key's signature is refused by the receiver.
+    let out = send_with(
+        &wd,
+        &serve,
+        "discord",
+        &discord_body,
+        &[&cfg[..], &["--private-key", "env:T_WRONG_PRIVATE"]].concat(),
+        &env,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).starts_with("401 ") && stdout(&out).contains("invalid_signature"),
+        "{}",
+        stdout(&out)
+    );
+
+    let sign = |extra: &[&str]| {
+        let args = [&["sign", "discord"][..], &cfg, extra].concat();
+        command(&wd, &args)
+            .envs(env)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run")
+    };
+    let out = sign(&[]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("--private-key"), "{}", stderr(&out));
+    // A key written where its reference belongs is refused, never echoed.
+    let out = sign(&["--private-key", DISCORD_SEED]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("env:NAME or file:PATH") && !stderr(&out).contains(DISCORD_SEED),
+        "{}",
+        stderr(&out)
+    );
+    // A key of the wrong kind is named by its reference, not its text.
+    let out = sign(&["--private-key", &sendgrid_key]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("not an Ed25519 private key") && !stderr(&out).contains("MHcCAQEE"),
+        "{}",
+        stderr(&out)
+    );
+    let gig = [
+        &["sign", "gigstack"][..],
+        &cfg,
+        &["--private-key", "env:T_DISCORD_PRIVATE"],
+    ]
+    .concat();
+    let out = command(&wd, &gig)
+        .envs(env)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("only for public-key providers"),
+        "{}",
+        stderr(&out)
+    );
+    drop(serve);
+}
+
 #[test]
 fn every_subcommand_has_help() {
     let wd = Workdir::new();

@@ -209,6 +209,14 @@ pub trait Verifier: Send + Sync + Debug {
         true
     }
 
+    /// Signs as the sender of a public-key scheme does, with the sender's
+    /// `private_key` (`webhooks sign --private-key`): for trying a receiver
+    /// with deliveries made the way the sender makes them. The schemes that
+    /// sign with their configured secrets refuse (they have no private key).
+    fn sign_with_private_key(&self, _input: &SignInput<'_>, _private_key: &Secret) -> Result<Signed, String> {
+        Err("this scheme signs with its configured secrets, not a private key".into())
+    }
+
     /// True for schemes that sign the public URL (Twilio, Square, HubSpot): only for them
     /// does ingest rebuild it, so the others pay nothing for it.
     fn signs_url(&self) -> bool {

@@ -16,12 +16,17 @@
 //! Keys are references (`env:`, `secretsmanager:`, `ssm:`) whose value is
 //! PEM, hex or base64 (raw key or DER SubjectPublicKeyInfo); the list is a
 //! rotation list, any key verifies.
+//!
+//! Each scheme also signs, given the sender's private key
+//! ([`PublicKeyVerifier::sign_with_private_key`], behind `webhooks sign
+//! --private-key`), so a receiver can be tried with deliveries made the way
+//! the sender makes them: one module owns each format both ways.
 
 use super::{
     check_timestamp, parse_timestamp, resolve_all, Encoding, Handshake, Request, SignInput, Signed, Verifier,
     VerifyError,
 };
-use crate::secret::{SecretError, SecretResolver};
+use crate::secret::{Secret, SecretError, SecretResolver};
 use base64::Engine;
 use serde::Deserialize;
 
@@ -154,6 +159,60 @@ fn rsa_key(text: &str) -> Result<RsaKey, String> {
     Ok(RsaKey::new(key))
 }
 
+/// An Ed25519 private key: PEM PKCS#8 (`PRIVATE KEY`, as `openssl genpkey
+/// -algorithm ed25519` writes it), or in hex or base64 the 32-byte seed
+/// (PyNaCl's `SigningKey.encode()`), the 64-byte seed + public key
+/// (libsodium's secret key, checked against its public half), or PKCS#8 DER.
+fn ed25519_private(text: &str) -> Result<ed25519_dalek::SigningKey, String> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    match key_text(text)? {
+        KeyText::Pem(pem) => ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(|e| e.to_string()),
+        KeyText::Bytes(b) => {
+            if let Ok(seed) = <[u8; 32]>::try_from(b.as_slice()) {
+                return Ok(ed25519_dalek::SigningKey::from_bytes(&seed));
+            }
+            if let Ok(pair) = <[u8; 64]>::try_from(b.as_slice()) {
+                return ed25519_dalek::SigningKey::from_keypair_bytes(&pair).map_err(|e| e.to_string());
+            }
+            ed25519_dalek::SigningKey::from_pkcs8_der(&b).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// A P-256 private key: PEM PKCS#8 (`PRIVATE KEY`) or SEC1 (`EC PRIVATE
+/// KEY`, as `openssl ecparam -genkey` writes it), or in hex or base64 the
+/// 32-byte scalar or either DER.
+fn p256_private(text: &str) -> Result<p256::ecdsa::SigningKey, String> {
+    use p256::pkcs8::DecodePrivateKey;
+    match key_text(text)? {
+        KeyText::Pem(pem) if pem.starts_with("-----BEGIN EC PRIVATE KEY-----") => p256::SecretKey::from_sec1_pem(pem)
+            .map(Into::into)
+            .map_err(|e| e.to_string()),
+        KeyText::Pem(pem) => p256::ecdsa::SigningKey::from_pkcs8_pem(pem).map_err(|e| e.to_string()),
+        KeyText::Bytes(b) if b.len() == 32 => p256::ecdsa::SigningKey::from_slice(&b).map_err(|e| e.to_string()),
+        KeyText::Bytes(b) => p256::ecdsa::SigningKey::from_pkcs8_der(&b)
+            .or_else(|_| p256::SecretKey::from_sec1_der(&b).map(Into::into))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// An RSA private key: PEM PKCS#1 (`RSA PRIVATE KEY`) or PKCS#8 (`PRIVATE
+/// KEY`), or the DER of either in base64 (or hex).
+fn rsa_private(text: &str) -> Result<rsa::pkcs1v15::SigningKey<rsa::sha2::Sha256>, String> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::pkcs8::DecodePrivateKey;
+    let key = match key_text(text)? {
+        KeyText::Pem(pem) if pem.starts_with("-----BEGIN RSA PRIVATE KEY-----") => {
+            rsa::PrivateKey::from_pkcs1_pem(pem).map_err(|e| e.to_string())?
+        }
+        KeyText::Pem(pem) => rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| e.to_string())?,
+        KeyText::Bytes(b) => rsa::PrivateKey::from_pkcs8_der(&b)
+            .or_else(|_| rsa::PrivateKey::from_pkcs1_der(&b))
+            .map_err(|e| e.to_string())?,
+    };
+    Ok(rsa::pkcs1v15::SigningKey::new(key))
+}
+
 /// Resolves a rotation list of key references and parses each (the first
 /// must resolve; a later unset variable is skipped). A key that does not
 /// parse is named by its reference, never its text.
@@ -201,6 +260,17 @@ impl PublicKeyVerifier {
             config: config.clone(),
             keys,
         })
+    }
+
+    /// The signed content: the timestamp header's value, when one is
+    /// signed, followed by the body.
+    fn message(&self, timestamp: &str, body: &[u8]) -> Vec<u8> {
+        let timestamp = if self.config.timestamp_header.is_some() {
+            timestamp
+        } else {
+            ""
+        };
+        [timestamp.as_bytes(), body].concat()
     }
 }
 
@@ -278,13 +348,52 @@ impl Verifier for PublicKeyVerifier {
         }
     }
 
-    /// Only the sender holds the private key: nothing is signed.
+    /// Only the sender holds the private key: nothing is signed without it
+    /// (see [`sign_with_private_key`](Verifier::sign_with_private_key)).
     fn sign(&self, _input: &SignInput<'_>) -> Signed {
         Signed::default()
     }
 
     fn can_sign(&self) -> bool {
         false
+    }
+
+    /// Signs as the sender does: the timestamp header (when the scheme
+    /// signs one) is `input.now` in seconds, and the signature is over that
+    /// value followed by the body, in the configured encoding (an ECDSA
+    /// signature as DER, as SendGrid sends it). The key is not checked
+    /// against `public_keys`: a wrong key makes a delivery the receiver
+    /// refuses, which is worth trying too. Errors name the expected kind of
+    /// key, never its text.
+    fn sign_with_private_key(&self, input: &SignInput<'_>, private_key: &Secret) -> Result<Signed, String> {
+        let text = std::str::from_utf8(private_key.expose()).map_err(|_| "the private key is not text".to_string())?;
+        let timestamp = input.now.to_string();
+        let message = self.message(&timestamp, input.body);
+        let signature = match &self.keys {
+            Keys::Ed25519(_) => {
+                use ed25519_dalek::Signer as _;
+                let key = ed25519_private(text).map_err(|e| format!("not an Ed25519 private key: {e}"))?;
+                key.sign(&message).to_bytes().to_vec()
+            }
+            Keys::P256(_) => {
+                use p256::ecdsa::signature::Signer as _;
+                let key = p256_private(text).map_err(|e| format!("not a P-256 private key: {e}"))?;
+                let sig: p256::ecdsa::Signature = key.sign(&message);
+                sig.to_der().as_bytes().to_vec()
+            }
+            Keys::Rsa(_) => {
+                use rsa::signature::{SignatureEncoding as _, Signer as _};
+                let key = rsa_private(text).map_err(|e| format!("not an RSA private key: {e}"))?;
+                key.try_sign(&message)
+                    .map_err(|e| format!("RSA signing failed: {e}"))?
+                    .to_vec()
+            }
+        };
+        let mut headers = vec![(self.config.header.clone(), self.config.encoding.encode(&signature))];
+        if let Some(ts) = &self.config.timestamp_header {
+            headers.push((ts.clone(), timestamp));
+        }
+        Ok(Signed { headers, query: vec![] })
     }
 
     /// The signature header and, when signed, the timestamp header.
@@ -766,5 +875,165 @@ mod tests {
         let req = Owned::post(RSA_BODY, 0).header("X-Signature", RSA_OPENSSL_SIG);
         assert_eq!(v.verify(&req.req()), Ok(()));
         assert!(!v.can_sign());
+    }
+
+    /// An Ed25519 key made by `openssl genpkey -algorithm ed25519`, its
+    /// public half (`openssl pkey -pubout`), and its signature over
+    /// `1700000000{"type":1}` (`openssl pkeyutl -sign -rawin`).
+    const OPENSSL_ED25519: &str =
+        "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIER4UJJO4fPCZShAMKMVy5GE/SsNAfD7KAPFFWl55yX2\n-----END PRIVATE KEY-----\n";
+    const OPENSSL_ED25519_PUBLIC: &str =
+        "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAvapwSDOmo1abcm8VpPSM+GgdJkHvp/vuWBfE3APREhI=\n-----END PUBLIC KEY-----\n";
+    const OPENSSL_ED25519_SIG: &str = "b01be180c13cea256e90761e81dba0bdf8731d102111a1c4f76a55efac9995e42dd0ddc7778eb6f1d18acfcc89e7934d68085a4ed6d3ee989155877937541502";
+
+    fn input(body: &[u8], now: i64) -> SignInput<'_> {
+        SignInput {
+            body,
+            now,
+            id: "",
+            url: "",
+        }
+    }
+
+    /// Signs with `key` and turns the headers into a request.
+    fn signed_post(v: &PublicKeyVerifier, key: &str, body: &[u8], now: i64) -> Owned {
+        let signed = v
+            .sign_with_private_key(&input(body, now), &Secret::new(key.as_bytes()))
+            .expect("signs");
+        signed
+            .headers
+            .iter()
+            .fold(Owned::post(body, 0), |o, (n, val)| o.header(n, val))
+    }
+
+    #[test]
+    fn ed25519_signs_as_discord_with_any_accepted_private_key_form() {
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let body = br#"{"type":1}"#;
+        let v = discord(&[DISCORD_PUBLIC], None);
+        let signed = v
+            .sign_with_private_key(&input(body, 1_700_000_000), &Secret::new(SEED))
+            .expect("signs");
+        // The RFC 8032 key's signature of the notes' PING, exactly.
+        assert_eq!(
+            signed.headers,
+            vec![
+                (
+                    "X-Signature-Ed25519".to_string(),
+                    ed25519_sign(seed(), "1700000000", body)
+                ),
+                ("X-Signature-Timestamp".to_string(), "1700000000".to_string()),
+            ]
+        );
+        let b64 = |d: &[u8]| base64::engine::general_purpose::STANDARD.encode(d);
+        let key = ed25519_dalek::SigningKey::from_bytes(&seed());
+        let pem = key.to_pkcs8_pem(Default::default()).expect("pem");
+        for form in [
+            SEED.to_string(),
+            b64(&seed()),
+            format!("{SEED}{DISCORD_PUBLIC}"),
+            pem.to_string(),
+            b64(key.to_pkcs8_der().expect("der").as_bytes()),
+        ] {
+            assert_eq!(v.verify(&signed_post(&v, &form, body, 5).req()), Ok(()), "{form}");
+        }
+        // openssl's key reads, and our signature is openssl's byte for byte.
+        let openssl = discord(&[OPENSSL_ED25519_PUBLIC], None);
+        let signed = openssl
+            .sign_with_private_key(&input(body, 1_700_000_000), &Secret::new(OPENSSL_ED25519))
+            .expect("signs");
+        assert_eq!(signed.headers[0].1, OPENSSL_ED25519_SIG);
+        assert_eq!(
+            openssl.verify(&signed_post(&openssl, OPENSSL_ED25519, body, 9).req()),
+            Ok(())
+        );
+        // Another key signs, and the receiver refuses what it signed.
+        let wrong = hex::encode([7u8; 32]);
+        assert_eq!(
+            v.verify(&signed_post(&v, &wrong, body, 5).req())
+                .map_err(|e| e.reason()),
+            Err("invalid_signature")
+        );
+        // A pair whose halves do not match is refused.
+        let mismatched = format!("{SEED}{}", hex::encode([1u8; 32]));
+        assert!(v
+            .sign_with_private_key(&input(body, 5), &Secret::new(mismatched))
+            .is_err());
+    }
+
+    #[test]
+    fn p256_signs_as_sendgrid_with_pkcs8_sec1_or_a_raw_scalar() {
+        /// `openssl ecparam -name prime256v1 -genkey -noout` (SEC1), the same
+        /// key through `openssl pkcs8 -topk8 -nocrypt`, and its public half.
+        const SEC1: &str = "-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIKxj6uUkt7qNnPVQCG46dYBoKoZsGAZcz8i87pKeW2I0oAoGCCqGSM49\nAwEHoUQDQgAEWsMfeoS3l51lkaODoOZxzyhsXMeMvWN76orX50NBYxmGYvaWhslE\nZnKwnW6lkUL7HxGylOVfGFVBkDQVRxM3sg==\n-----END EC PRIVATE KEY-----\n";
+        const PKCS8: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgrGPq5SS3uo2c9VAI\nbjp1gGgqhmwYBlzPyLzukp5bYjShRANCAARawx96hLeXnWWRo4Og5nHPKGxcx4y9\nY3vqitfnQ0FjGYZi9paGyURmcrCdbqWRQvsfEbKU5V8YVUGQNBVHEzey\n-----END PRIVATE KEY-----\n";
+        const PUBLIC: &str = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEWsMfeoS3l51lkaODoOZxzyhsXMeMvWN76orX50NBYxmGYvaWhslEZnKwnW6lkUL7HxGylOVfGFVBkDQVRxM3sg==";
+        let body = br#"[{"sg_event_id":"e1","event":"delivered"}]"#;
+        let v = sendgrid(PUBLIC);
+        let scalar = "ac63eae524b7ba8d9cf550086e3a7580682a866c18065ccfc8bcee929e5b6234";
+        for form in [SEC1, PKCS8, scalar] {
+            let req = signed_post(&v, form, body, 1_600_000_000);
+            assert_eq!(v.verify(&req.req()), Ok(()), "{form}");
+            let ts = req.headers.get("X-Twilio-Email-Event-Webhook-Timestamp").expect("ts");
+            assert_eq!(ts, "1600000000");
+            let sig = req.headers.get("X-Twilio-Email-Event-Webhook-Signature").expect("sig");
+            let der = base64::engine::general_purpose::STANDARD
+                .decode(sig.to_str().expect("ascii"))
+                .expect("base64");
+            assert!(
+                p256::ecdsa::DerSignature::try_from(der.as_slice()).is_ok(),
+                "DER, as SendGrid sends"
+            );
+        }
+        let mut tampered = signed_post(&v, PKCS8, body, 7);
+        tampered.body = br#"[{"sg_event_id":"e1","event":"bounce"}]"#.to_vec();
+        assert_eq!(
+            v.verify(&tampered.req()).map_err(|e| e.reason()),
+            Err("invalid_signature")
+        );
+        let other = hex::encode([0x42u8; 32]);
+        assert_eq!(
+            v.verify(&signed_post(&v, &other, body, 7).req())
+                .map_err(|e| e.reason()),
+            Err("invalid_signature"),
+            "another key's signature"
+        );
+        // An Ed25519 key is no P-256 key; the error never shows the key.
+        let err = v
+            .sign_with_private_key(&input(body, 7), &Secret::new(OPENSSL_ED25519))
+            .expect_err("wrong kind");
+        assert!(err.starts_with("not a P-256 private key"), "{err}");
+        assert!(!err.contains("MC4CAQAw"), "{err}");
+    }
+
+    #[test]
+    fn rsa_sha256_signs_as_openssl_does_with_pkcs1_or_pkcs8_keys() {
+        let v = rsa_verifier(&[rsa_public_pem(RSA_A)], None, Encoding::Base64);
+        let signed = v
+            .sign_with_private_key(&input(RSA_BODY, 3), &Secret::new(RSA_A))
+            .expect("signs");
+        assert_eq!(
+            signed.headers,
+            vec![("X-Signature".to_string(), RSA_OPENSSL_SIG.to_string())],
+            "no timestamp header: the body alone, as openssl signed it"
+        );
+        let by_b = signed_post(&v, RSA_B, RSA_BODY, 3);
+        assert_eq!(v.verify(&by_b.req()).map_err(|e| e.reason()), Err("invalid_signature"));
+        let b = rsa_verifier(&[rsa_public_pem(RSA_B)], Some("X-Timestamp"), Encoding::Hex);
+        let req = signed_post(&b, RSA_B, RSA_BODY, 1_700_000_000);
+        assert_eq!(b.verify(&req.req()), Ok(()));
+        assert_eq!(req.headers.get("X-Timestamp").expect("ts"), "1700000000");
+        let err = b
+            .sign_with_private_key(&input(RSA_BODY, 3), &Secret::new("not a key"))
+            .expect_err("garbage");
+        assert!(err.starts_with("not an RSA private key"), "{err}");
+    }
+
+    #[test]
+    fn secret_signed_schemes_take_no_private_key() {
+        let config: super::super::VerifierConfig =
+            toml::from_str("scheme = \"github\"\nsecrets = [\"env:G\"]").expect("parses");
+        let v = config.build(&MapResolver::default().with("G", "s")).expect("builds");
+        assert!(v.sign_with_private_key(&input(b"{}", 1), &Secret::new(SEED)).is_err());
     }
 }
