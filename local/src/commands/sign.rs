@@ -58,15 +58,16 @@ fn with_query(url: &str, signed: &Signed) -> String {
     format!("{url}{sep}{encoded}")
 }
 
-/// What makes `body` a valid delivery to `name`, and how that provider
-/// reads bodies.
+/// What makes `body` a valid delivery to `name`: the headers and query,
+/// and, for a scheme whose proof is inside the body (Wompi's checksum), the
+/// body with it written in; and how that provider reads bodies.
 fn sign_body(
     config_args: &crate::cli::ConfigArgs,
     name: &str,
     body: &[u8],
     id: &str,
     url: &str,
-) -> anyhow::Result<(Signed, BodyFormat)> {
+) -> anyhow::Result<(Signed, Option<Vec<u8>>, BodyFormat)> {
     let config = context::load_config(config_args)?;
     let provider = context::provider(&config, name)?;
     if !provider.verifier.can_sign() {
@@ -77,21 +78,40 @@ fn sign_body(
         .get(name)
         .map(|c| c.format)
         .unwrap_or_default();
-    let signed = provider.verifier.sign(&SignInput {
+    let input = SignInput {
         body,
         now: unix_now(),
         id,
         url,
+    };
+    let rewritten = match provider.verifier.sign_body(&input) {
+        Some(signed) => Some(signed.map_err(|e| anyhow::anyhow!("provider {name}: cannot sign this body: {e}"))?),
+        None => None,
+    };
+    let signed = provider.verifier.sign(&SignInput {
+        body: rewritten.as_deref().unwrap_or(body),
+        ..input
     });
-    Ok((signed, format))
+    Ok((signed, rewritten, format))
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A curl command that posts the body (from `file`, else standard input).
-fn curl_command(url: &str, signed: &Signed, content_type: &str, file: Option<&Path>) -> String {
+/// Where the body `curl` posts comes from.
+enum Data<'a> {
+    /// The file the body was read from.
+    File(&'a Path),
+    /// Standard input.
+    Stdin,
+    /// The body as signed, written into the command (it differs from the
+    /// input when the proof is inside it).
+    Inline(&'a [u8]),
+}
+
+/// A curl command that posts the body.
+fn curl_command(url: &str, signed: &Signed, content_type: &str, data: Data<'_>) -> String {
     let mut cmd = format!("curl -sS -X POST {}", shell_quote(&with_query(url, signed)));
     cmd.push_str(&format!(
         " -H {}",
@@ -100,9 +120,13 @@ fn curl_command(url: &str, signed: &Signed, content_type: &str, file: Option<&Pa
     for (k, v) in &signed.headers {
         cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
     }
-    match file {
-        Some(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
-        None => cmd.push_str(" --data-binary @-"),
+    match data {
+        Data::File(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
+        Data::Stdin => cmd.push_str(" --data-binary @-"),
+        Data::Inline(body) => cmd.push_str(&format!(
+            " --data-binary {}",
+            shell_quote(&String::from_utf8_lossy(body))
+        )),
     }
     cmd
 }
@@ -111,10 +135,18 @@ pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let body = read_body(args.file.as_deref())?;
     let id = args.id.clone().unwrap_or_else(random_id);
     let url = format!("{}/webhooks/{}", args.base_url.trim_end_matches('/'), args.provider);
-    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, rewritten, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
     if args.curl {
         let content_type = content_type(args.content_type.as_deref(), format, &body);
-        println!("{}", curl_command(&url, &signed, content_type, args.file.as_deref()));
+        let data = match (&rewritten, args.file.as_deref()) {
+            (Some(signed_body), _) => Data::Inline(signed_body),
+            (None, Some(f)) => Data::File(f),
+            (None, None) => Data::Stdin,
+        };
+        println!("{}", curl_command(&url, &signed, content_type, data));
+    } else if let Some(signed_body) = rewritten {
+        // The proof is the body itself: it is what to post.
+        println!("{}", String::from_utf8_lossy(&signed_body));
     } else {
         for (k, v) in &signed.headers {
             println!("{k}: {v}");
@@ -133,7 +165,8 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", args.provider));
-    let (signed, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let (signed, rewritten, format) = sign_body(&args.config, &args.provider, &body, &id, &url)?;
+    let body = rewritten.unwrap_or(body);
     let content_type = content_type(args.content_type.as_deref(), format, &body);
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
@@ -194,7 +227,7 @@ mod tests {
             "http://h/webhooks/twilio",
             &signed,
             content_type(None, BodyFormat::Auto, body),
-            Some(Path::new("body.txt")),
+            Data::File(Path::new("body.txt")),
         );
         assert_eq!(
             cmd,
@@ -203,8 +236,15 @@ mod tests {
              --data-binary @'body.txt'"
         );
         assert!(!cmd.contains(JSON));
-        let json = curl_command("http://h/x", &signed, content_type(None, BodyFormat::Auto, b"{}"), None);
+        let json = curl_command(
+            "http://h/x",
+            &signed,
+            content_type(None, BodyFormat::Auto, b"{}"),
+            Data::Stdin,
+        );
         assert!(json.contains("-H 'Content-Type: application/json'"), "{json}");
         assert!(json.ends_with("--data-binary @-"), "{json}");
+        let inline = curl_command("http://h/x", &Signed::default(), JSON, Data::Inline(br#"{"a":"it's"}"#));
+        assert!(inline.ends_with(r#"--data-binary '{"a":"it'\''s"}'"#), "{inline}");
     }
 }
