@@ -606,6 +606,7 @@ mod tests {
             "hmac",
             "mercado_pago",
             "meta",
+            "property_checksum",
             "rsa_sha256",
             "shopify",
             "slack",
