@@ -29,10 +29,11 @@
 
 use super::{Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::fmt;
 use subtle::ConstantTimeEq;
 
 pub const CHECKSUM: &str = "/signature/checksum";
@@ -75,6 +76,42 @@ pub struct Claim {
     pub checksum: [u8; 32],
 }
 
+/// Reads one member of a JSON object, as raw JSON, without building the
+/// object: `None` when absent; an error when `raw` is not an object or the
+/// member repeats (parsers disagree on which copy wins, so the value signed
+/// and the value a handler reads could differ).
+struct Member<'k>(&'k str);
+
+impl<'de> DeserializeSeed<'de> for Member<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Member<'_> {
+    type Value = Option<&'de RawValue>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut found = None;
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if key == self.0 {
+                if found.replace(map.next_value::<&'de RawValue>()?).is_some() {
+                    return Err(de::Error::custom("repeated member"));
+                }
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+}
+
 /// The text of one listed property (`transaction.id`) under `data`:
 /// strings unescaped, numbers as written; anything else (absent, an object,
 /// a list, `true`, `null`) is [`VerifyError::Invalid`], since the sender's
@@ -83,8 +120,11 @@ fn property_text(data: Option<&RawValue>, path: &str) -> Result<String, VerifyEr
     let not_found = || VerifyError::Invalid(format!("property {path} is not in /data"));
     let mut at = data.ok_or_else(not_found)?;
     for key in path.split('.') {
-        let object: BTreeMap<String, &RawValue> = serde_json::from_str(at.get()).map_err(|_| not_found())?;
-        at = object.get(key).copied().ok_or_else(not_found)?;
+        let mut object = serde_json::Deserializer::from_str(at.get());
+        at = Member(key)
+            .deserialize(&mut object)
+            .map_err(|e| VerifyError::Invalid(format!("property {path}: {e}")))?
+            .ok_or_else(not_found)?;
     }
     let raw = at.get();
     match raw.as_bytes().first() {
@@ -300,6 +340,11 @@ mod tests {
             VECTOR.replace(r#""status":"APPROVED""#, r#""status":null"#),
             VECTOR.replace("\"transaction.id\",", "\"transaction.id.x\","),
             VECTOR.replace(r#""data":{"#, r#""datum":{"#),
+            VECTOR.replace(r#""status":"APPROVED""#, r#""status":"DECLINED","status":"APPROVED""#),
+            VECTOR.replace(r#""transaction":{"#, r#""transaction":{},"transaction":{"#),
+            VECTOR
+                .replace(r#"{"transaction":{"#, r#"["transaction",{"#)
+                .replace(r#"null}},"#, r#"null}],"#),
             VECTOR.replace("8fb1e2fa0c", "8fb1e2fa0z"),
             VECTOR.replace("8fb1e2fa0c", "8fb1e2fa"),
             VECTOR.replace(r#""checksum":"8"#, r#""checksum":8"#),
