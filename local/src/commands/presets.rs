@@ -97,6 +97,11 @@ mod tests {
                 .any(|l| l.starts_with("sendgrid") && l.contains("ecdsa_p256")),
             "{out}"
         );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("wompi ") && l.contains("property_checksum")),
+            "{out}"
+        );
     }
 
     #[test]

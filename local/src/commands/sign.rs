@@ -78,11 +78,12 @@ fn private_key(reference: &str) -> anyhow::Result<Secret> {
     )
 }
 
-/// What makes `body` a valid delivery to `name`, and how that provider
-/// reads bodies. A public-key provider is signed for only with the sender's
-/// private key (`private_key`, a reference); the others with their
-/// configured secrets, so a private key given for them is refused rather
-/// than silently unused.
+/// What makes `body` a valid delivery to `name`: the headers and query,
+/// and, for a scheme whose proof is inside the body (Wompi's checksum), the
+/// body with it written in; and how that provider reads bodies. A
+/// public-key provider is signed for only with the sender's private key
+/// (`private_key`, a reference); the others with their configured secrets,
+/// so a private key given for them is refused rather than silently unused.
 fn sign_body(
     config_args: &crate::cli::ConfigArgs,
     name: &str,
@@ -90,7 +91,7 @@ fn sign_body(
     body: &[u8],
     id: &str,
     url: &str,
-) -> anyhow::Result<(Signed, BodyFormat)> {
+) -> anyhow::Result<(Signed, Option<Vec<u8>>, BodyFormat)> {
     let config = context::load_config(config_args)?;
     let provider = context::provider(&config, name)?;
     let format = config
@@ -103,6 +104,14 @@ fn sign_body(
         now: unix_now(),
         id,
         url,
+    };
+    let rewritten = match provider.verifier.sign_body(&input) {
+        Some(signed) => Some(signed.map_err(|e| anyhow::anyhow!("provider {name}: cannot sign this body: {e}"))?),
+        None => None,
+    };
+    let input = SignInput {
+        body: rewritten.as_deref().unwrap_or(body),
+        ..input
     };
     let signed = match (provider.verifier.can_sign(), private_key_ref) {
         (true, None) => provider.verifier.sign(&input),
@@ -121,15 +130,26 @@ fn sign_body(
                 .map_err(|e| anyhow::anyhow!("--private-key {reference}: {e}"))?
         }
     };
-    Ok((signed, format))
+    Ok((signed, rewritten, format))
 }
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A curl command that posts the body (from `file`, else standard input).
-fn curl_command(url: &str, signed: &Signed, content_type: &str, file: Option<&Path>) -> String {
+/// Where the body `curl` posts comes from.
+enum Data<'a> {
+    /// The file the body was read from.
+    File(&'a Path),
+    /// Standard input.
+    Stdin,
+    /// The body as signed, written into the command (it differs from the
+    /// input when the proof is inside it).
+    Inline(&'a [u8]),
+}
+
+/// A curl command that posts the body.
+fn curl_command(url: &str, signed: &Signed, content_type: &str, data: Data<'_>) -> String {
     let mut cmd = format!("curl -sS -X POST {}", shell_quote(&with_query(url, signed)));
     cmd.push_str(&format!(
         " -H {}",
@@ -138,9 +158,13 @@ fn curl_command(url: &str, signed: &Signed, content_type: &str, file: Option<&Pa
     for (k, v) in &signed.headers {
         cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
     }
-    match file {
-        Some(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
-        None => cmd.push_str(" --data-binary @-"),
+    match data {
+        Data::File(f) => cmd.push_str(&format!(" --data-binary @{}", shell_quote(&f.display().to_string()))),
+        Data::Stdin => cmd.push_str(" --data-binary @-"),
+        Data::Inline(body) => cmd.push_str(&format!(
+            " --data-binary {}",
+            shell_quote(&String::from_utf8_lossy(body))
+        )),
     }
     cmd
 }
@@ -149,7 +173,7 @@ pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     let body = read_body(args.file.as_deref())?;
     let id = args.id.clone().unwrap_or_else(random_id);
     let url = format!("{}/webhooks/{}", args.base_url.trim_end_matches('/'), args.provider);
-    let (signed, format) = sign_body(
+    let (signed, rewritten, format) = sign_body(
         &args.config,
         &args.provider,
         args.private_key.as_deref(),
@@ -159,7 +183,15 @@ pub fn sign(args: SignArgs) -> anyhow::Result<ExitCode> {
     )?;
     if args.curl {
         let content_type = content_type(args.content_type.as_deref(), format, &body);
-        println!("{}", curl_command(&url, &signed, content_type, args.file.as_deref()));
+        let data = match (&rewritten, args.file.as_deref()) {
+            (Some(signed_body), _) => Data::Inline(signed_body),
+            (None, Some(f)) => Data::File(f),
+            (None, None) => Data::Stdin,
+        };
+        println!("{}", curl_command(&url, &signed, content_type, data));
+    } else if let Some(signed_body) = rewritten {
+        // The proof is the body itself: it is what to post.
+        println!("{}", String::from_utf8_lossy(&signed_body));
     } else {
         for (k, v) in &signed.headers {
             println!("{k}: {v}");
@@ -178,7 +210,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         .url
         .clone()
         .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", args.provider));
-    let (signed, format) = sign_body(
+    let (signed, rewritten, format) = sign_body(
         &args.config,
         &args.provider,
         args.private_key.as_deref(),
@@ -186,6 +218,7 @@ pub async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
         &id,
         &url,
     )?;
+    let body = rewritten.unwrap_or(body);
     let content_type = content_type(args.content_type.as_deref(), format, &body);
     let client = reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(15))
@@ -246,7 +279,7 @@ mod tests {
             "http://h/webhooks/twilio",
             &signed,
             content_type(None, BodyFormat::Auto, body),
-            Some(Path::new("body.txt")),
+            Data::File(Path::new("body.txt")),
         );
         assert_eq!(
             cmd,
@@ -255,8 +288,15 @@ mod tests {
              --data-binary @'body.txt'"
         );
         assert!(!cmd.contains(JSON));
-        let json = curl_command("http://h/x", &signed, content_type(None, BodyFormat::Auto, b"{}"), None);
+        let json = curl_command(
+            "http://h/x",
+            &signed,
+            content_type(None, BodyFormat::Auto, b"{}"),
+            Data::Stdin,
+        );
         assert!(json.contains("-H 'Content-Type: application/json'"), "{json}");
         assert!(json.ends_with("--data-binary @-"), "{json}");
+        let inline = curl_command("http://h/x", &Signed::default(), JSON, Data::Inline(br#"{"a":"it's"}"#));
+        assert!(inline.ends_with(r#"--data-binary '{"a":"it'\''s"}'"#), "{inline}");
     }
 }

@@ -259,6 +259,10 @@ async fn send_signs_for_every_verifier_scheme() {
             r#"{ scheme = "dlocal", secrets = ["env:T_DLOCAL"], logins = ["env:T_DLOCAL_LOGIN"] }"#,
         ),
         ("khipu", r#"{ scheme = "khipu", secrets = ["env:T_KHIPU"] }"#),
+        (
+            "wompi",
+            r#"{ scheme = "property_checksum", secrets = ["env:T_WOMPI"] }"#,
+        ),
     ];
     let secrets = [
         ("T_SVIX", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
@@ -281,6 +285,7 @@ async fn send_signs_for_every_verifier_scheme() {
         ("T_DLOCAL", "dlocal-secret-key"),
         ("T_DLOCAL_LOGIN", "dlocal-login"),
         ("T_KHIPU", "khipu-secret"),
+        ("T_WOMPI", "test_events_cli"),
     ];
     let sink = Sink::start().await;
     let wd = Workdir::new();
@@ -300,9 +305,16 @@ async fn send_signs_for_every_verifier_scheme() {
     let serve = Serve::start_with(&wd, &config_path, &["--addr", &addr], &secrets);
     for (name, _) in schemes {
         let body_path = wd.path(&format!("{name}.json"));
+        // The checksum scheme covers the /data properties its body lists;
+        // `send` writes the checksum in.
+        let listed = if name == "wompi" {
+            r#","data":{"id":"evt_wompi_1"},"signature":{"properties":["id"]}"#
+        } else {
+            ""
+        };
         std::fs::write(
             &body_path,
-            format!(r#"{{"id":"evt_{name}_1","type":"thing.happened"}}"#),
+            format!(r#"{{"id":"evt_{name}_1","type":"thing.happened"{listed}}}"#),
         )
         .expect("write");
         let out = send_with(
@@ -320,6 +332,38 @@ async fn send_signs_for_every_verifier_scheme() {
             stderr(&out)
         );
     }
+    // `sign` prints the body with its checksum; a body that lists no
+    // properties cannot carry one, and `sign` says so.
+    let config_arg = config_path.to_str().expect("utf-8");
+    let sign = |file: &std::path::Path| {
+        command(
+            &wd,
+            &[
+                "sign",
+                "wompi",
+                "--config",
+                config_arg,
+                "--file",
+                file.to_str().expect("utf-8"),
+            ],
+        )
+        .envs(secrets.iter().copied())
+        .output()
+        .expect("run")
+    };
+    let out = sign(&wd.path("wompi.json"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_str(stdout(&out).trim()).expect("the signed body");
+    let checksum = printed["signature"]["checksum"].as_str().expect("a checksum");
+    let expected = <sha2::Sha256 as sha2::Digest>::digest(
+        format!("evt_wompi_1{}test_events_cli", printed["timestamp"]).as_bytes(),
+    );
+    assert_eq!(checksum, hex::encode(expected));
+    let bare = wd.path("bare.json");
+    std::fs::write(&bare, r#"{"id":"evt_1","type":"thing.happened"}"#).expect("write");
+    let out = sign(&bare);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("/signature/properties"), "{}", stderr(&out));
     drop(serve);
 }
 

@@ -66,9 +66,9 @@ fn raw_hmac(key: &[u8], body: &[u8]) -> [u8; 32] {
 /// The schemes benchmarked, as a provider table would configure them: one
 /// entry per `VerifierConfig` variant (generic HMAC, token, basic auth,
 /// Standard Webhooks, Stripe, GitHub, Shopify, Slack, Meta, Mercado Pago,
-/// Twilio, Square, Paddle, HubSpot, Zoom, dLocal, Khipu), so a scheme added
-/// there and not here is easy to spot.
-const SCHEMES: [(&str, &str); 17] = [
+/// Twilio, Square, Paddle, HubSpot, Zoom, dLocal, Khipu, Wompi's property
+/// checksum), so a scheme added there and not here is easy to spot.
+const SCHEMES: [(&str, &str); 18] = [
     (
         "gigstack_hmac",
         r#"{ scheme = "hmac", header = "X-Gigstack-Signature", secrets = ["env:S"] }"#,
@@ -104,6 +104,10 @@ const SCHEMES: [(&str, &str); 17] = [
         r#"{ scheme = "dlocal", secrets = ["env:S"], logins = ["env:S"] }"#,
     ),
     ("khipu", r#"{ scheme = "khipu", secrets = ["env:S"] }"#),
+    (
+        "property_checksum",
+        r#"{ scheme = "property_checksum", secrets = ["env:S"] }"#,
+    ),
 ];
 
 fn scheme_config(config: &str) -> VerifierConfig {
@@ -143,6 +147,7 @@ fn variant(config: &VerifierConfig) -> &'static str {
         VerifierConfig::Zoom(_) => "zoom",
         VerifierConfig::Dlocal(_) => "dlocal",
         VerifierConfig::Khipu(_) => "khipu",
+        VerifierConfig::PropertyChecksum(_) => "property_checksum",
         // Not in SCHEMES: the bench signs with the verifier's own `sign`,
         // and a public-key verifier holds no private key to sign with.
         VerifierConfig::Ed25519(_) => "ed25519",
@@ -162,6 +167,28 @@ struct SignedParts {
     headers: HeaderMap,
     query: Vec<(String, String)>,
     url: String,
+}
+
+/// The body `v` verifies: the benchmark body as is, or, for a scheme whose
+/// proof is inside the body (Wompi's checksum), that body under `data`
+/// beside a signature listing one of its values, the checksum filled in.
+fn signed_body(v: &dyn Verifier, body: &[u8]) -> Vec<u8> {
+    let wrapped = [
+        br#"{"timestamp":1795000000,"signature":{"properties":["id"]},"data":"#.as_slice(),
+        body,
+        b"}",
+    ]
+    .concat();
+    let input = SignInput {
+        body: &wrapped,
+        now: NOW,
+        id: "msg_bench_1",
+        url: "",
+    };
+    match v.sign_body(&input) {
+        Some(signed) => signed.expect("signs in the body"),
+        None => body.to_vec(),
+    }
 }
 
 fn signed(v: &dyn Verifier, body: &[u8]) -> SignedParts {
@@ -203,6 +230,7 @@ fn bench_verifiers(c: &mut Criterion) {
         });
         for (&(name, _), config) in SCHEMES.iter().zip(&configs) {
             let v = verifier(config);
+            let body = signed_body(v.as_ref(), &body);
             let s = signed(v.as_ref(), &body);
             let method = Method::POST;
             let req = Request {

@@ -382,6 +382,10 @@ mod tests {
 
     const SHA256_OF_LINEAR: &str = "SHA256";
 
+    /// A `subscription_updated` delivery as Lemon Squeezy's Laravel package
+    /// reads it (`/meta/event_name`, `/data/id`, `/data/attributes`).
+    const LEMON_SQUEEZY_BODY: &str = r#"{"meta":{"event_name":"subscription_updated","custom_data":{"user_id":"42"}},"data":{"type":"subscriptions","id":"1","attributes":{"store_id":1,"status":"active","updated_at":"2021-08-11T13:47:28.000000Z"}}}"#;
+
     fn cases() -> Vec<Case> {
         vec![
             Case {
@@ -542,6 +546,36 @@ mod tests {
                 expected: &[("evt_123", "invoice.created")],
             },
             Case {
+                preset: "lemon_squeezy",
+                body: LEMON_SQUEEZY_BODY,
+                tampered: Some(
+                    r#"{"meta":{"event_name":"subscription_updated","custom_data":{"user_id":"42"}},"data":{"type":"subscriptions","id":"1","attributes":{"store_id":1,"status":"expired","updated_at":"2021-08-11T13:47:28.000000Z"}}}"#,
+                ),
+                headers: &[("X-Event-Name", "subscription_updated")],
+                content_type: None,
+                id: "",
+                expected: &[(
+                    "subscription_updated:subscriptions:1:2021-08-11T13:47:28.000000Z",
+                    "subscription_updated",
+                )],
+            },
+            Case {
+                preset: "wompi",
+                // The plugin's fixture with the checksum for SECRET
+                // (computed independently with Python's hashlib).
+                body: r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"APPROVED"}},"timestamp":1530291411,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"d6e48bd4d6369bb601938d31d244ee6fbe3c9bc678df2081bc01a0e1bc5231e5"},"sent_at":"2020-01-08T16:59:43Z"}"#,
+                tampered: Some(
+                    r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"DECLINED"}},"timestamp":1530291411,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"d6e48bd4d6369bb601938d31d244ee6fbe3c9bc678df2081bc01a0e1bc5231e5"},"sent_at":"2020-01-08T16:59:43Z"}"#,
+                ),
+                headers: &[],
+                content_type: None,
+                id: "",
+                expected: &[(
+                    "transaction.updated:11128-1578502783-84081:APPROVED:1530291411",
+                    "transaction.updated",
+                )],
+            },
+            Case {
                 preset: "asaas",
                 body: r#"{"id":"evt_05b708f961d739ea7eba7e4db318f621&368604920","event":"PAYMENT_RECEIVED","payment":{}}"#,
                 tampered: None,
@@ -688,13 +722,20 @@ mod tests {
             let name = case.preset;
             covered.insert(name);
             let p = preset_provider(name, SECRET);
-            let input = |body: &'static str| SignInput {
-                body: body.as_bytes(),
+            let input = |body| SignInput {
+                body,
                 now,
                 id: case.id,
                 url: URL,
             };
-            let signed = p.verifier.sign(&input(case.body));
+            if let Some(body) = p.verifier.sign_body(&input(case.body.as_bytes())) {
+                // The proof is in the body: the case's body carries it, as
+                // our signer writes it.
+                let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).expect("json");
+                let body = body.unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(json(&body), json(case.body.as_bytes()), "{name}");
+            }
+            let signed = p.verifier.sign(&input(case.body.as_bytes()));
             let good = deliver(case.body.as_bytes(), &signed, case.headers, now);
             assert_eq!(p.verifier.verify(&good.req()), Ok(()), "{name}");
             let mut expected: Vec<(String, String)> = case
@@ -805,6 +846,123 @@ mod tests {
             [(
                 "evt_01hv8x2a5fgtbqjb9srbqjqbt1".to_string(),
                 "transaction.completed".to_string()
+            )]
+        );
+    }
+
+    /// Lemon Squeezy, as its Laravel package checks it: a signature computed
+    /// independently (Python's hmac, SHA-256, hex) over the body verifies.
+    #[test]
+    fn lemon_squeezy_preset_checks_the_laravel_packages_scheme_and_keys_without_an_id() {
+        let p = preset_provider("lemon_squeezy", "lemon_test_secret");
+        let sig = "e47b9c61825565b62e04ca95501f37dceb6f909be1a02eb6dbc930a976a159f4";
+        let o = Owned::post(LEMON_SQUEEZY_BODY.as_bytes(), 0)
+            .header("X-Signature", sig)
+            .header("X-Event-Name", "subscription_updated");
+        assert_eq!(p.verifier.verify(&o.req()), Ok(()));
+        assert_eq!(
+            ids_and_types(&p, &o, None),
+            [(
+                "subscription_updated:subscriptions:1:2021-08-11T13:47:28.000000Z".to_string(),
+                "subscription_updated".to_string()
+            )]
+        );
+        let reason = |p: &Provider, o: &Owned| p.verifier.verify(&o.req()).map_err(|e| e.reason());
+        let tampered =
+            Owned::post(LEMON_SQUEEZY_BODY.replace("active", "paused").as_bytes(), 0).header("X-Signature", sig);
+        assert_eq!(reason(&p, &tampered), Err("invalid_signature"));
+        assert_eq!(
+            reason(&preset_provider("lemon_squeezy", "other"), &o),
+            Err("invalid_signature")
+        );
+        assert_eq!(
+            reason(&p, &Owned::post(LEMON_SQUEEZY_BODY.as_bytes(), 0)),
+            Err("missing_signature")
+        );
+        // Without /meta the type comes from X-Event-Name and the key from
+        // the body's hash.
+        let bare = br#"{"data":{"type":"orders","id":"7"}}"#;
+        let o = Owned::post(bare, 0).header("X-Event-Name", "order_created");
+        assert_eq!(
+            ids_and_types(&p, &o, None),
+            [(
+                hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bare)),
+                "order_created".to_string()
+            )]
+        );
+    }
+
+    /// Wompi's WooCommerce plugin's own fixture (vlipco/woocommerce-wompi-
+    /// plugin, `tests/unit-tests/responses/response.txt`, verbatim) and the
+    /// events secret its test bootstrap sets, through the preset; then what
+    /// the plugin would refuse (or fail on) is refused.
+    #[test]
+    fn wompi_preset_verifies_the_plugins_fixture_and_refuses_what_it_would() {
+        let body = include_str!("../../tests/data/wompi_plugin_event.json").trim_end();
+        let p = preset_provider("wompi", "test_events_XXXXXXXXXXXX");
+        let o = Owned::post(body.as_bytes(), 0);
+        assert_eq!(p.verifier.verify(&o.req()), Ok(()), "the plugin's fixture");
+        assert_eq!(
+            ids_and_types(&p, &o, None),
+            [(
+                "transaction.updated:11128-1578502783-84081:APPROVED:1530291411".to_string(),
+                "transaction.updated".to_string()
+            )]
+        );
+        let reason = |p: &Provider, body: &str| {
+            p.verifier
+                .verify(&Owned::post(body.as_bytes(), 0).req())
+                .map_err(|e| e.reason())
+        };
+        assert_eq!(
+            reason(&preset_provider("wompi", "prod_events_other"), body),
+            Err("invalid_signature")
+        );
+        for (from, to, why) in [
+            (
+                "\"amount_in_cents\":5000",
+                "\"amount_in_cents\":500000",
+                "a signed value changed",
+            ),
+            (
+                "\"transaction.status\"",
+                "\"transaction.state\"",
+                "a listed property absent",
+            ),
+            (
+                "\"status\":\"APPROVED\"",
+                "\"status\":{\"value\":\"APPROVED\"}",
+                "a listed property not a string or number",
+            ),
+            ("1530291411", "\"1530291411\"", "a timestamp that is not an integer"),
+        ] {
+            assert!(body.contains(from), "{from}");
+            assert_eq!(reason(&p, &body.replace(from, to)), Err("invalid_signature"), "{why}");
+        }
+        assert_eq!(
+            reason(&p, &body.replace("\"checksum\"", "\"sum\"")),
+            Err("missing_signature")
+        );
+
+        // A payout event, same envelope, signed by our signer.
+        let payout = br#"{"event":"payout.updated","data":{"payout":{"id":"d2f8e2a1-5b1e-4a53-9d8e-5bd1c8d0a3f1","status":"TOTAL_PAYMENT"}},"timestamp":1700000000,"signature":{"properties":["payout.id","payout.status"]}}"#;
+        let signed = p
+            .verifier
+            .sign_body(&SignInput {
+                body: payout,
+                now: 0,
+                id: "",
+                url: "",
+            })
+            .expect("signs in the body")
+            .expect("signed");
+        let o = Owned::post(&signed, 0);
+        assert_eq!(p.verifier.verify(&o.req()), Ok(()));
+        assert_eq!(
+            ids_and_types(&p, &o, None),
+            [(
+                "payout.updated:d2f8e2a1-5b1e-4a53-9d8e-5bd1c8d0a3f1:TOTAL_PAYMENT:1700000000".to_string(),
+                "payout.updated".to_string()
             )]
         );
     }

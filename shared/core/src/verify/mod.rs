@@ -2,7 +2,9 @@
 //! (body bytes exactly as received, headers, query, public URL, secrets, now).
 //!
 //! A verifier never reads a parsed JSON body: it runs before parsing, so a
-//! forged body never reaches the parser. Every comparison is constant time
+//! forged body never reaches the parser. The one exception is
+//! [`property_checksum`] (Wompi), whose proof is inside the body: it reads
+//! only the envelope and the values the checksum covers, as raw slices. Every comparison is constant time
 //! (`hmac`'s `verify_slice` or `subtle`). Every secret-based verifier takes a
 //! list of secrets so a secret can be rotated without downtime.
 
@@ -16,6 +18,7 @@ pub mod khipu;
 pub mod mercado_pago;
 pub mod meta;
 pub mod paddle;
+pub mod property_checksum;
 pub mod public_key;
 pub mod shopify;
 pub mod slack;
@@ -33,6 +36,7 @@ pub use khipu::{KhipuConfig, KhipuVerifier};
 pub use mercado_pago::{MercadoPagoConfig, MercadoPagoVerifier};
 pub use meta::{MetaConfig, MetaVerifier};
 pub use paddle::{PaddleConfig, PaddleVerifier};
+pub use property_checksum::{PropertyChecksumConfig, PropertyChecksumVerifier};
 pub use public_key::{Ping, PublicKeyConfig, PublicKeyVerifier};
 pub use shopify::{ShopifyConfig, ShopifyVerifier};
 pub use slack::{SlackConfig, SlackVerifier};
@@ -203,6 +207,14 @@ pub trait Verifier: Send + Sync + Debug {
     /// (current) secret.
     fn sign(&self, input: &SignInput<'_>) -> Signed;
 
+    /// For schemes whose proof is inside the body (Wompi's checksum): the
+    /// body with the proof written in, with the first secret, or why this
+    /// body cannot carry one. `None` (every other scheme): the body is sent
+    /// as it is, with what [`sign`](Self::sign) gives.
+    fn sign_body(&self, _input: &SignInput<'_>) -> Option<Result<Vec<u8>, String>> {
+        None
+    }
+
     /// False for public-key schemes: only the sender holds the private key,
     /// so `sign` cannot make a valid delivery and `webhooks sign` says so.
     fn can_sign(&self) -> bool {
@@ -286,6 +298,9 @@ pub enum VerifierConfig {
     Dlocal(DlocalConfig),
     /// Khipu's v3 `x-khipu-signature: t=...,s=...`.
     Khipu(KhipuConfig),
+    /// A SHA-256 checksum inside the body over the body properties it lists,
+    /// the body's timestamp and the secret (Wompi).
+    PropertyChecksum(PropertyChecksumConfig),
     /// Ed25519 over an optional timestamp header + body (Discord).
     Ed25519(PublicKeyConfig),
     /// ECDSA P-256 / SHA-256 over an optional timestamp header + body
@@ -343,6 +358,10 @@ impl VerifierConfig {
                 resolve_all(&c.logins, secrets)?,
             )),
             VerifierConfig::Khipu(c) => Box::new(KhipuVerifier::new(c.clone(), resolve_all(&c.secrets, secrets)?)),
+            VerifierConfig::PropertyChecksum(c) => Box::new(PropertyChecksumVerifier::new(
+                c.clone(),
+                resolve_all(&c.secrets, secrets)?,
+            )),
             VerifierConfig::Ed25519(c) => {
                 Box::new(PublicKeyVerifier::build(public_key::Algorithm::Ed25519, c, secrets)?)
             }
@@ -530,17 +549,23 @@ mod tests {
         }
     }
 
-    /// Builds the verifier and checks that what it signs, it accepts.
+    /// Builds the verifier and checks that what it signs, it accepts (the
+    /// body too, for schemes that sign inside it).
     fn round_trip(config: &VerifierConfig, r: &dyn SecretResolver) {
         let v = config.build(r).unwrap_or_else(|e| panic!("{config:?}: {e}"));
-        let body = br#"{"id":"evt_1"}"#;
-        let signed = v.sign(&SignInput {
+        let input = |body| SignInput {
             body,
             now: 1000,
             id: "evt_1",
             url: "https://example.test/webhooks/x",
-        });
-        let mut o = test_support::Owned::post(body, 1000).with_signed(&signed);
+        };
+        let listed = br#"{"id":"evt_1","data":{"id":"evt_1"},"signature":{"properties":["id"]}}"#;
+        let body = match v.sign_body(&input(listed)) {
+            Some(body) => body.unwrap_or_else(|e| panic!("{config:?}: {e}")),
+            None => br#"{"id":"evt_1"}"#.to_vec(),
+        };
+        let signed = v.sign(&input(&body));
+        let mut o = test_support::Owned::post(&body, 1000).with_signed(&signed);
         if !signed.query.is_empty() {
             let q = serde_urlencoded::to_string(&signed.query).expect("query");
             o.url = format!("{}?{q}", o.url);
@@ -589,6 +614,7 @@ mod tests {
             "hmac",
             "mercado_pago",
             "meta",
+            "property_checksum",
             "rsa_sha256",
             "shopify",
             "slack",
@@ -626,6 +652,7 @@ mod tests {
             r#"verifier = { scheme = "zoom", secrets = ["env:S"] }"#,
             r#"verifier = { scheme = "dlocal", secrets = ["env:S"], logins = ["env:T"] }"#,
             r#"verifier = { scheme = "khipu", secrets = ["env:S"] }"#,
+            r#"verifier = { scheme = "property_checksum", secrets = ["env:S", "env:S_PREVIOUS"] }"#,
         ];
         for table in tables {
             let t: T = toml::from_str(table).unwrap_or_else(|e| panic!("{table}: {e}"));
@@ -637,6 +664,7 @@ mod tests {
             r#"verifier = { scheme = "mercadopago", secrets = ["env:S"] }"#,
             r#"verifier = { scheme = "dlocal", secrets = ["env:S"] }"#,
             r#"verifier = { scheme = "zoom", secrets = ["env:S"], tolerance_secs = 300 }"#,
+            r#"verifier = { scheme = "property_checksum", secrets = ["env:S"], header = "X" }"#,
         ] {
             assert!(toml::from_str::<T>(bad).is_err(), "{bad}");
         }

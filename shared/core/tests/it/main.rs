@@ -9,6 +9,7 @@ mod handshakes;
 mod harness;
 mod http_answers;
 mod load_exactly_once;
+mod presets;
 mod process;
 mod processor_fixture;
 mod refusals;
