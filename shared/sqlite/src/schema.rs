@@ -11,7 +11,7 @@ use rusqlite::Connection;
 
 /// Changes to databases made by earlier versions, applied in order and
 /// recorded in `PRAGMA user_version`.
-pub(crate) const MIGRATIONS: [&str; 4] = [
+pub(crate) const MIGRATIONS: [&str; 5] = [
     // 1: queue messages may refer to their event record instead of copying it.
     "ALTER TABLE queue ADD COLUMN event_pk TEXT",
     // 2: events are listed newest first by rowid; one index less per write.
@@ -21,6 +21,9 @@ pub(crate) const MIGRATIONS: [&str; 4] = [
     // 4: a record keeps its attempt history and when its next attempt is due.
     "ALTER TABLE events ADD COLUMN history TEXT NOT NULL DEFAULT '[]';
      ALTER TABLE events ADD COLUMN next_attempt_at INTEGER;",
+    // 5: a form event keeps the body it arrived as, for forwards and replays.
+    "ALTER TABLE events ADD COLUMN original_type TEXT;
+     ALTER TABLE events ADD COLUMN original_body BLOB;",
 ];
 
 pub(crate) const SCHEMA: &str = r#"
@@ -42,7 +45,11 @@ CREATE TABLE IF NOT EXISTS events (
     -- The newest attempt entries, a JSON array, oldest first.
     history         TEXT NOT NULL DEFAULT '[]',
     -- While QUEUED after a retryable failure: when the retry is due.
-    next_attempt_at INTEGER
+    next_attempt_at INTEGER,
+    -- For an event whose payload is not the body that arrived (a form
+    -- body): that body's content type and bytes. NULL otherwise.
+    original_type   TEXT,
+    original_body   BLOB
 );
 CREATE INDEX IF NOT EXISTS events_by_expiry ON events(expires_at);
 CREATE TABLE IF NOT EXISTS queue (
