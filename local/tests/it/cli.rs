@@ -583,6 +583,7 @@ async fn ctrl_c_stops_an_export_between_events_and_says_how_far_it_got() {
                     r#"{{"id":"evt_bulk_{i}","pad":"{padding}"}}"#
                 )),
                 request_id: None,
+                original: None,
             })
             .collect();
         let claims = events.iter().map(|event| {
@@ -669,6 +670,7 @@ async fn replay_leaves_an_event_under_a_live_lease_alone() {
             received_at: now,
             payload: webhooks_core::payload::Payload::from_text(r#"{"id":"evt_leased"}"#.to_string()),
             request_id: None,
+            original: None,
         };
         let claim = Claim {
             event: &event,

@@ -29,6 +29,8 @@
 //! The payload is kept on the record when the item stays within DynamoDB's
 //! 400 KB limit with room for handler results; a larger one is left out and
 //! the record says `payload_omitted = true` (the queue message still carries it).
+//! A form event's original body (`Event::original`) is kept with it as
+//! `original_type` (S) and `original_body` (B), and left out with it.
 //! The attempt history is one string attribute, `history` (a JSON array of
 //! at most `HISTORY_LIMIT` small entries), written whole by `settle`.
 
@@ -171,9 +173,21 @@ impl DynamoStore {
         item.insert("expires_at".into(), n(now + ttl_secs));
         item.insert("results".into(), s("{}"));
         let payload = event.payload.as_str();
-        if item_size(&item) + "payload".len() + payload.len() <= self.payload_budget {
+        let original_bytes = event.original.as_ref().map_or(0, |o| {
+            "original_type".len() + o.content_type.len() + "original_body".len() + o.body.len()
+        });
+        if item_size(&item) + "payload".len() + payload.len() + original_bytes <= self.payload_budget {
             item.insert("payload".into(), s(payload));
             item.insert("payload_omitted".into(), AttributeValue::Bool(false));
+            // Never one without the other: a replay must not forward the
+            // JSON rendering of a form body as if the sender had sent it.
+            if let Some(original) = &event.original {
+                item.insert("original_type".into(), s(&original.content_type));
+                item.insert(
+                    "original_body".into(),
+                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(original.body.to_vec())),
+                );
+            }
         } else {
             debug!(event_id = %event.id, bytes = payload.len(), "payload too large for the record; omitted");
             item.insert("payload_omitted".into(), AttributeValue::Bool(true));
@@ -262,6 +276,7 @@ fn item_size(item: &Item) -> usize {
                 + match v {
                     AttributeValue::S(x) => x.len(),
                     AttributeValue::N(x) => x.len() / 2 + 2,
+                    AttributeValue::B(x) => x.as_ref().len(),
                     AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
                     _ => 64,
                 }
@@ -346,6 +361,13 @@ fn record(item: &Item) -> Result<EventRecord, StoreError> {
         expires_at: get_n(item, "expires_at")?.unwrap_or(0),
         payload: get_s(item, "payload").map(webhooks_core::payload::Payload::from),
         payload_omitted: matches!(item.get("payload_omitted"), Some(AttributeValue::Bool(true))),
+        original: match (get_s(item, "original_type"), item.get("original_body")) {
+            (Some(content_type), Some(AttributeValue::B(body))) => Some(webhooks_core::payload::OriginalBody {
+                content_type: content_type.to_string(),
+                body: body.as_ref().to_vec().into(),
+            }),
+            _ => None,
+        },
         results: get_s(item, "results")
             .and_then(|r| serde_json::from_str(r).ok())
             .unwrap_or_default(),
@@ -675,6 +697,34 @@ mod tests {
         let small = store.with_payload_budget(50);
         let rec = record(&small.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");
         assert!(rec.payload.is_none() && rec.payload_omitted);
+    }
+
+    #[test]
+    fn an_original_body_is_kept_with_the_payload_and_left_out_with_it() {
+        let conf = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .build();
+        let store = DynamoStore::new(Client::from_conf(conf), "t");
+        let mut ev = webhooks_testkit::fixtures::event("p", "e1", "t");
+        ev.original = Some(webhooks_core::payload::OriginalBody {
+            content_type: "application/x-www-form-urlencoded".into(),
+            body: bytes::Bytes::from(vec![b'a', b'='].into_iter().chain([0xff; 200]).collect::<Vec<u8>>()),
+        });
+        let rec = record(&store.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");
+        assert_eq!(rec.original, ev.original);
+        assert_eq!(rec.to_event().expect("replayable").original, ev.original);
+        // Room for the payload alone, not for both: both are left out.
+        let budget = item_size(&store.new_item(
+            &webhooks_testkit::fixtures::event("p", "e1", "t"),
+            EventState::Received,
+            0,
+            100,
+            None,
+            1000,
+        ));
+        let tight = store.with_payload_budget(budget + 10);
+        let rec = record(&tight.new_item(&ev, EventState::Received, 0, 100, None, 1000)).expect("test value");
+        assert!(rec.payload_omitted && rec.payload.is_none() && rec.original.is_none());
     }
 
     #[test]

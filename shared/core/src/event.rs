@@ -1,7 +1,7 @@
 //! The event envelope that travels from ingest to the processor, and the
 //! states an event record moves through.
 
-use crate::payload::Payload;
+use crate::payload::{OriginalBody, Payload};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -13,7 +13,10 @@ use std::fmt;
 /// On the wire (the queue message) it is the envelope
 /// `{"provider","id","type","received_at","payload": <the JSON document>}`;
 /// a payload that is not a JSON document travels as `"payload_text"` instead,
-/// so the envelope is always valid JSON whatever the sender signed.
+/// so the envelope is always valid JSON whatever the sender signed. An event
+/// whose payload is not the body that arrived (a form body) also carries
+/// that body as `"original"` (see [`OriginalBody`]); other envelopes have no
+/// such field, and envelopes written before it existed read as `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub provider: String,
@@ -27,6 +30,10 @@ pub struct Event {
     /// lines and metrics for this event can be joined with the ingest's.
     /// `None` for an event queued by a replay or by an earlier version.
     pub request_id: Option<String>,
+    /// The body as it arrived, when the payload is not that body (a form
+    /// body turned into JSON): what a `forward:` handler sends. `None` for
+    /// JSON deliveries, whose payload is the body or a batch element.
+    pub original: Option<OriginalBody>,
 }
 
 impl Event {
@@ -61,6 +68,8 @@ struct EnvelopeOut<'a> {
     payload_text: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original: Option<&'a OriginalBody>,
 }
 
 /// The envelope as read.
@@ -77,6 +86,8 @@ struct EnvelopeIn {
     payload_text: Option<String>,
     #[serde(default)]
     request_id: Option<String>,
+    #[serde(default)]
+    original: Option<OriginalBody>,
 }
 
 impl Serialize for Event {
@@ -90,6 +101,7 @@ impl Serialize for Event {
             payload: raw,
             payload_text: raw.is_none().then(|| self.payload.as_str()),
             request_id: self.request_id.as_deref(),
+            original: self.original.as_ref(),
         }
         .serialize(serializer)
     }
@@ -110,6 +122,7 @@ impl<'de> Deserialize<'de> for Event {
             received_at: e.received_at,
             payload,
             request_id: e.request_id,
+            original: e.original,
         })
     }
 }
@@ -228,6 +241,12 @@ pub struct EventRecord {
     pub payload: Option<Payload>,
     /// True when the payload was too large for the store and was left out.
     pub payload_omitted: bool,
+    /// The body as it arrived, for an event that has one
+    /// ([`Event::original`]): kept with the payload (and left out with it),
+    /// so a replay forwards what the sender signed. A record written by an
+    /// earlier version reads as `None`.
+    #[serde(default)]
+    pub original: Option<OriginalBody>,
     /// Results of the handlers that succeeded, by handler name.
     pub results: serde_json::Map<String, serde_json::Value>,
     /// The newest [`HISTORY_LIMIT`] attempt entries, oldest first: what each
@@ -386,6 +405,7 @@ impl EventRecord {
             received_at: self.received_at,
             payload: self.payload.clone()?,
             request_id: None,
+            original: self.original.clone(),
         })
     }
 }
@@ -445,6 +465,7 @@ mod tests {
         .unwrap();
         assert!(rec.history.is_empty());
         assert_eq!(rec.next_attempt_at, None);
+        assert_eq!(rec.original, None);
     }
 
     #[test]
@@ -456,10 +477,12 @@ mod tests {
             received_at: 10,
             payload: Payload::from(r#"{"a": 1}"#),
             request_id: Some("rq-7".into()),
+            original: None,
         };
         let s = serde_json::to_string(&ev).unwrap();
         assert!(s.contains(r#""payload":{"a": 1}"#), "{s}");
         assert!(s.contains(r#""request_id":"rq-7""#), "the request id travels: {s}");
+        assert!(!s.contains("original"), "a JSON event carries no second copy: {s}");
         let back: Event = serde_json::from_str(&s).unwrap();
         assert_eq!(back, ev);
     }
@@ -470,6 +493,7 @@ mod tests {
         let ev: Event =
             serde_json::from_str(r#"{"provider":"p","id":"e","type":"t","received_at":1,"payload":{}}"#).unwrap();
         assert_eq!(ev.request_id, None);
+        assert_eq!(ev.original, None);
         assert!(!serde_json::to_string(&ev).unwrap().contains("request_id"));
     }
 
@@ -482,6 +506,7 @@ mod tests {
             received_at: 10,
             payload: Payload::from(r#"{"id":"e","type":"t"} trailing, "provider":"x""#),
             request_id: None,
+            original: None,
         };
         let s = serde_json::to_string(&ev).unwrap();
         let v: serde_json::Value = serde_json::from_str(&s).expect("the envelope is JSON");
@@ -490,5 +515,45 @@ mod tests {
         let back: Event = serde_json::from_str(&s).unwrap();
         assert_eq!(back, ev);
         assert!(serde_json::from_str::<Event>(r#"{"provider":"p","id":"e","type":"t","received_at":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_form_event_carries_its_original_body_in_the_envelope_and_the_record() {
+        let original = OriginalBody {
+            content_type: "application/x-www-form-urlencoded; charset=utf-8".into(),
+            body: bytes::Bytes::from_static(b"MessageSid=SM1&Body=hi%21"),
+        };
+        let ev = Event {
+            provider: "twilio".into(),
+            id: "SM1".into(),
+            event_type: "sms".into(),
+            received_at: 10,
+            payload: Payload::from(r#"{"MessageSid":"SM1","Body":"hi!"}"#),
+            request_id: None,
+            original: Some(original.clone()),
+        };
+        let s = serde_json::to_string(&ev).unwrap();
+        assert!(s.contains(r#""body":"MessageSid=SM1&Body=hi%21""#), "{s}");
+        let back: Event = serde_json::from_str(&s).unwrap();
+        assert_eq!(back.original.as_ref(), Some(&original));
+        let rec = EventRecord {
+            provider: ev.provider.clone(),
+            event_id: ev.id.clone(),
+            event_type: ev.event_type.clone(),
+            state: EventState::Failed,
+            attempts: 1,
+            last_error: None,
+            received_at: 10,
+            updated_at: 11,
+            lease_until: None,
+            expires_at: 100,
+            payload: Some(ev.payload.clone()),
+            payload_omitted: false,
+            original: Some(original),
+            results: serde_json::Map::new(),
+            history: Vec::new(),
+            next_attempt_at: None,
+        };
+        assert_eq!(rec.to_event().unwrap().original, ev.original, "a replay keeps it");
     }
 }

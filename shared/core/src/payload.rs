@@ -10,6 +10,8 @@
 //! the fields ingest read is carried as text and fails its handlers
 //! permanently, with the parse error as the reason.
 
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
 use bytes::Bytes;
 use bytestring::ByteString;
 use serde::de::IgnoredAny;
@@ -38,6 +40,11 @@ impl Payload {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The bytes, shared with the payload (no copy): what a forward sends.
+    pub fn to_bytes(&self) -> Bytes {
+        self.0.as_bytes().clone()
     }
 
     pub fn len(&self) -> usize {
@@ -91,6 +98,78 @@ impl From<&str> for Payload {
     }
 }
 
+/// The body a delivery arrived with, kept beside an event whose payload is
+/// not that body: a form body, which handlers see as a JSON object of
+/// strings. A `forward:` handler sends it instead of the payload, so the
+/// destination receives what the sender signed, with its content type.
+///
+/// A single JSON event needs none (its payload is the body, byte for byte),
+/// and neither does an element of a JSON batch (its own bytes are the only
+/// honest body it has); events carry `None` then, keeping the queue message
+/// and the record small.
+///
+/// Serialized as `{"content_type", "body"}`, or `"body_base64"` instead of
+/// `"body"` when the bytes are not UTF-8 (ingest parses form bodies leniently,
+/// so they may not be).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OriginalBody {
+    /// The `content-type` the delivery carried, as it arrived.
+    pub content_type: String,
+    pub body: Bytes,
+}
+
+impl fmt::Debug for OriginalBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Bodies can be personal: the size only, like a payload's.
+        write!(f, "OriginalBody({}, {} bytes)", self.content_type, self.body.len())
+    }
+}
+
+#[derive(serde::Serialize)]
+struct OriginalOut<'a> {
+    content_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body_base64: Option<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct OriginalIn {
+    content_type: String,
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(default)]
+    body_base64: Option<String>,
+}
+
+impl serde::Serialize for OriginalBody {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let text = std::str::from_utf8(&self.body).ok();
+        OriginalOut {
+            content_type: &self.content_type,
+            body: text,
+            body_base64: text.is_none().then(|| BASE64.encode(&self.body)),
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for OriginalBody {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let o = OriginalIn::deserialize(deserializer)?;
+        let body = match (o.body, o.body_base64) {
+            (Some(text), _) => Bytes::from(text),
+            (None, Some(b64)) => Bytes::from(BASE64.decode(b64).map_err(serde::de::Error::custom)?),
+            (None, None) => return Err(serde::de::Error::missing_field("body")),
+        };
+        Ok(Self {
+            content_type: o.content_type,
+            body,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,5 +191,31 @@ mod tests {
         let broken = Payload::from(r#"{"id":"e1","type":"t", "rest": [1,"#);
         assert!(broken.check_json().is_err() && broken.as_raw_json().is_none() && broken.json().is_err());
         assert_eq!(format!("{broken:?}"), "Payload(34 bytes)");
+    }
+
+    #[test]
+    fn an_original_body_round_trips_as_text_or_base64() {
+        let form = OriginalBody {
+            content_type: "application/x-www-form-urlencoded".into(),
+            body: Bytes::from_static(b"a=1&b=%20x"),
+        };
+        let text = serde_json::to_string(&form).unwrap();
+        assert_eq!(
+            text,
+            r#"{"content_type":"application/x-www-form-urlencoded","body":"a=1&b=%20x"}"#
+        );
+        assert_eq!(serde_json::from_str::<OriginalBody>(&text).unwrap(), form);
+        let binary = OriginalBody {
+            content_type: "application/x-www-form-urlencoded".into(),
+            body: Bytes::from_static(b"a=\xff\xfe"),
+        };
+        let text = serde_json::to_string(&binary).unwrap();
+        assert!(text.contains(r#""body_base64":"YT3//g==""#), "{text}");
+        assert_eq!(serde_json::from_str::<OriginalBody>(&text).unwrap(), binary);
+        assert!(serde_json::from_str::<OriginalBody>(r#"{"content_type":"x"}"#).is_err());
+        assert_eq!(
+            format!("{binary:?}"),
+            "OriginalBody(application/x-www-form-urlencoded, 4 bytes)"
+        );
     }
 }

@@ -70,6 +70,7 @@ mod tests {
             received_at: now,
             payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}"}}"#)),
             request_id: Some(format!("req-{id}")),
+            original: None,
         };
         AdmissionBatch {
             events: vec![(event, EventState::Received)].into(),

@@ -82,7 +82,8 @@ fn envelopes(events: &[&Event]) -> Result<Vec<String>, QueueError> {
 /// (`body`) or, for messages that refer to their event record instead of
 /// copying its payload, the record's columns.
 const MESSAGE_SELECT: &str = "SELECT q.id, q.receive_count, q.dead_reason, q.body, q.event_pk,
-        e.provider, e.event_id, e.event_type, e.received_at, e.payload, q.request_id
+        e.provider, e.event_id, e.event_type, e.received_at, e.payload, q.request_id,
+        e.original_type, e.original_body
     FROM queue q LEFT JOIN events e ON q.event_pk IS NOT NULL AND e.pk = q.event_pk";
 
 /// The event a message row carries, or why it carries none.
@@ -102,6 +103,7 @@ fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String
             received_at: r.get(8)?,
             payload: Payload::from_text(payload),
             request_id: r.get(10)?,
+            original: crate::store::original_from(r.get(11)?, r.get(12)?),
         }),
         _ => Err(format!("event record {pk} is gone (expired or deleted)")),
     })

@@ -13,7 +13,7 @@ use rusqlite::Connection;
 
 /// Changes to databases made by earlier versions, applied in order and
 /// recorded in `PRAGMA user_version`.
-pub(crate) const MIGRATIONS: [&str; 5] = [
+pub(crate) const MIGRATIONS: [&str; 6] = [
     // 1: queue messages may refer to their event record instead of copying it.
     "ALTER TABLE queue ADD COLUMN event_pk TEXT",
     // 2: events are listed newest first by rowid; one index less per write.
@@ -30,6 +30,9 @@ pub(crate) const MIGRATIONS: [&str; 5] = [
     "ALTER TABLE events ADD COLUMN inbox INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE events ADD COLUMN request_id TEXT;
      DROP INDEX IF EXISTS events_by_expiry;",
+    // 6: a form event keeps the body it arrived as, for forwards and replays.
+    "ALTER TABLE events ADD COLUMN original_type TEXT;
+     ALTER TABLE events ADD COLUMN original_body BLOB;",
 ];
 
 pub(crate) const SCHEMA: &str = r#"
@@ -56,7 +59,11 @@ CREATE TABLE IF NOT EXISTS events (
     -- message nobody has received while rowid > inbox_cursor.last_rowid.
     inbox           INTEGER NOT NULL DEFAULT 0,
     -- With inbox: the id of the request that delivered the event.
-    request_id      TEXT
+    request_id      TEXT,
+    -- For an event whose payload is not the body that arrived (a form
+    -- body): that body's content type and bytes. NULL otherwise.
+    original_type   TEXT,
+    original_body   BLOB
 );
 -- How far the queue has read the inbox (one row).
 CREATE TABLE IF NOT EXISTS inbox_cursor (

@@ -8,7 +8,7 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use webhooks_core::event::{
     bound_history, history_from_json, history_to_json, Event, EventKey, EventRecord, EventState,
 };
-use webhooks_core::payload::Payload;
+use webhooks_core::payload::{OriginalBody, Payload};
 use webhooks_core::ports::store::{
     Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
 };
@@ -31,7 +31,7 @@ impl From<DbError> for StoreError {
     }
 }
 
-const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results, history, next_attempt_at";
+const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results, history, next_attempt_at, original_type, original_body";
 
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     let state: String = row.get(3)?;
@@ -49,9 +49,18 @@ fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
         expires_at: row.get(9)?,
         payload: row.get::<_, Option<String>>(10)?.map(Payload::from_text),
         payload_omitted: row.get::<_, i64>(11)? != 0,
+        original: original_from(row.get(15)?, row.get(16)?),
         results: serde_json::from_str(&results).unwrap_or_default(),
         history: history_from_json(&row.get::<_, String>(13)?),
         next_attempt_at: row.get(14)?,
+    })
+}
+
+/// The original body of a row, from its two columns (both or neither).
+pub(crate) fn original_from(content_type: Option<String>, body: Option<Vec<u8>>) -> Option<OriginalBody> {
+    Some(OriginalBody {
+        content_type: content_type?,
+        body: body?.into(),
     })
 }
 
@@ -109,8 +118,8 @@ fn insert(
             concat!(
                 $verb,
                 " INTO events (pk, provider, event_id, event_type, state, attempts, received_at, updated_at,
-                               lease_until, expires_at, payload, inbox, request_id, rowid)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ",
+                               lease_until, expires_at, payload, inbox, request_id, original_type, original_body, rowid)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ",
                 $rowid,
                 ")",
                 $tail
@@ -146,6 +155,8 @@ fn insert(
         event.payload.as_str(),
         inbox,
         if inbox { event.request_id.as_deref() } else { None },
+        event.original.as_ref().map(|o| o.content_type.as_str()),
+        event.original.as_ref().map(|o| &o.body[..]),
     ])?;
     Ok(written == 1)
 }

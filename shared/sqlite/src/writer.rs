@@ -346,6 +346,7 @@ mod tests {
                 .expect("an old record reads")
                 .expect("kept");
         assert!(old.history.is_empty(), "an old record has an empty history");
+        assert_eq!(old.original, None, "and no original body");
         assert_eq!(old.next_attempt_at, None);
         let (version, old_index): (i64, i64) = db
             .call(|c| {

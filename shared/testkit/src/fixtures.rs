@@ -12,6 +12,7 @@ pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
         received_at: 1_000,
         payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#)),
         request_id: Some(format!("rq-{id}")),
+        original: None,
     }
 }
 

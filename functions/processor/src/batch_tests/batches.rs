@@ -485,6 +485,7 @@ async fn a_message_waiting_for_another_processors_lease_never_reaches_the_dead_l
         received_at: record.received_at,
         payload: record.payload.clone().expect("payload kept"),
         request_id: None,
+        original: None,
     };
     let leased = runtime.store.lease(&event, then, 1, 86_400).await.expect("lease");
     assert!(matches!(leased, webhooks_core::ports::store::LeaseOutcome::Leased(_)));

@@ -239,6 +239,7 @@ async fn a_handler_credentials_secret_lacking_a_key_fails_only_the_handler_that_
             r#"{"id":"evt_gs_payment_1","type":"payment.received","data":{"id":"pay_1","invoice":"inv_1"}}"#,
         ),
         request_id: None,
+        original: None,
     };
     webhooks_core::ports::queue::Queue::send(runtime.queue.as_ref(), &[&payment])
         .await
@@ -312,6 +313,7 @@ async fn handler_metrics_count_a_known_sequence() {
             r#"{{"id":"{id}","type":"invoice.created","data":{{"id":"inv_{id}","total":100}}}}"#
         )),
         request_id: None,
+        original: None,
     };
     let send = |event: webhooks_core::event::Event| {
         let queue = runtime.queue.clone();

@@ -4,9 +4,13 @@
 //! verifies it with any Standard Webhooks library instead of trusting the
 //! network:
 //!
-//! - body: the event's payload as recorded, byte for byte (for a JSON
-//!   delivery of one event, the sender's body itself), `content-type:
-//!   application/json` (handlers only run on JSON payloads);
+//! - body: what the sender sent, byte for byte, with its content type: for
+//!   a form delivery (Twilio, Slack commands, ...), the body that arrived
+//!   and its `content-type` ([`Event::original`]), not the JSON object
+//!   handlers see; for a JSON delivery of one event, the sender's body
+//!   itself; for an element of a JSON batch, that element's own bytes (a
+//!   slice of the sender's body; the sender signed only the whole batch, so
+//!   no single element can be sent as signed by it), `application/json`;
 //! - `webhook-id`: `msg_` + a hash of `provider#event_id` and the destination
 //!   name, the same on every retry, so the receiver can drop repeats;
 //! - `webhook-timestamp`: now, in Unix seconds;
@@ -167,12 +171,16 @@ impl Handler for Forward {
         };
         let id = message_id(event, &self.name);
         let timestamp = crate::time::unix_now().to_string();
-        let body = event.payload.as_str().as_bytes().to_vec();
+        // The bytes signed are the bytes sent; `Bytes` shares them, no copy.
+        let (content_type, body) = match &event.original {
+            Some(original) => (original.content_type.as_str(), original.body.clone()),
+            None => ("application/json", event.payload.to_bytes()),
+        };
         let signed = signature(key.expose(), &id, &timestamp, &body);
         let request = self
             .http
             .post(url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .header(ID_HEADER, &id)
             .header(TIMESTAMP_HEADER, &timestamp)
             .header(SIGNATURE_HEADER, signed)
@@ -263,6 +271,38 @@ mod tests {
             now,
         };
         assert_eq!(verifier.verify(&r), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn a_form_event_is_sent_as_the_body_that_arrived_with_its_content_type() {
+        let server = TestServer::start().await;
+        server.reply(204, "text/plain", "");
+        let raw: &[u8] = b"MessageSid=SM1&Body=caf%C3%A9+%26+more&Weird=\xff";
+        let mut ev = event("twilio", "sms", json!({"MessageSid": "SM1", "Body": "café & more"}));
+        ev.original = Some(crate::payload::OriginalBody {
+            content_type: "application/x-www-form-urlencoded; charset=utf-8".into(),
+            body: bytes::Bytes::from_static(raw),
+        });
+        let out = forward(&server.url("/inbox")).handle(&ev).await.unwrap();
+        assert_eq!(out["forwarded"], true);
+        let req = server.single_request();
+        assert_eq!(req.body, raw, "the original bytes, not the JSON payload");
+        assert_eq!(
+            req.header("content-type").as_deref(),
+            Some("application/x-www-form-urlencoded; charset=utf-8")
+        );
+        let key = decode_secret(WHSEC.as_bytes()).unwrap();
+        let expected = signature(
+            &key,
+            &req.header("webhook-id").unwrap(),
+            &req.header("webhook-timestamp").unwrap(),
+            raw,
+        );
+        assert_eq!(
+            req.header("webhook-signature"),
+            Some(expected),
+            "signed over the bytes sent"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub fn event(provider: &str, event_type: &str, payload: Value) -> Event {
         received_at: 1_700_000_000,
         payload: crate::payload::Payload::from_text(payload.to_string()),
         request_id: None,
+        original: None,
     }
 }
 

@@ -334,6 +334,7 @@ impl Ingest {
                 received_at: inbound.now,
                 payload: x.payload,
                 request_id: Some(inbound.request_id.clone()),
+                original: x.original,
             };
             events.push((event, state));
         }

@@ -6,13 +6,14 @@ pub mod extract;
 pub mod presets;
 pub mod scan;
 
-use crate::payload::Payload;
+use crate::payload::{OriginalBody, Payload};
 use crate::secret::{SecretError, SecretResolver};
 use crate::verify::{Verifier, VerifierConfig};
 use bytes::Bytes;
 use extract::{Context, Part, Source};
 use scan::{Lookup, ScanError};
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -149,12 +150,54 @@ impl From<ScanError> for PayloadError {
     }
 }
 
+/// The array at JSON `pointer` in `doc`, as the elements' own text (each a
+/// slice of `doc`); `Ok(None)` when nothing is there or it is not an array.
+/// Every level it walks through is checked to be JSON, as is each element.
+fn raw_array_at<'a>(doc: &'a str, pointer: &str) -> Result<Option<Vec<&'a RawValue>>, PayloadError> {
+    use std::collections::HashMap;
+    let not_json = |_| PayloadError::NotJson;
+    let mut here: &'a RawValue = serde_json::from_str(doc).map_err(not_json)?;
+    if !pointer.is_empty() {
+        let Some(rest) = pointer.strip_prefix('/') else {
+            return Ok(None);
+        };
+        for segment in rest.split('/') {
+            let key = segment.replace("~1", "/").replace("~0", "~");
+            let text = here.get();
+            let next = if text.starts_with('{') {
+                let mut fields: HashMap<String, &'a RawValue> = serde_json::from_str(text).map_err(not_json)?;
+                fields.remove(&key)
+            } else if text.starts_with('[') {
+                let items: Vec<&'a RawValue> = serde_json::from_str(text).map_err(not_json)?;
+                key.parse::<usize>().ok().and_then(|i| items.get(i).copied())
+            } else {
+                None
+            };
+            match next {
+                Some(n) => here = n,
+                None => return Ok(None),
+            }
+        }
+    }
+    if !here.get().starts_with('[') {
+        return Ok(None);
+    }
+    serde_json::from_str(here.get()).map(Some).map_err(not_json)
+}
+
+/// The content type of a form body, and what a form body that arrived
+/// without one is forwarded as.
+pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+
 /// One event found in a delivery.
 #[derive(Debug, Clone)]
 pub struct Extracted {
     pub id: String,
     pub event_type: String,
     pub payload: Payload,
+    /// The body as it arrived, when `payload` is not it (a form body):
+    /// see [`OriginalBody`].
+    pub original: Option<OriginalBody>,
 }
 
 /// A provider, ready to verify and extract.
@@ -270,15 +313,19 @@ impl Provider {
         let is_form = match self.format {
             BodyFormat::Json => false,
             BodyFormat::Form => true,
-            BodyFormat::Auto => content_type
-                .map(|c| c.starts_with("application/x-www-form-urlencoded"))
-                .unwrap_or(false),
+            BodyFormat::Auto => content_type.map(|c| c.starts_with(FORM_CONTENT_TYPE)).unwrap_or(false),
         };
         if is_form {
             let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).map_err(|_| PayloadError::NotForm)?;
             let map: serde_json::Map<String, Value> = pairs.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             let value = Value::Object(map);
-            return Ok(vec![self.extract_value(&value, header, query)?]);
+            let mut event = self.extract_value(&value, header, query)?;
+            // The bytes are shared with the request, not copied.
+            event.original = Some(OriginalBody {
+                content_type: content_type.unwrap_or(FORM_CONTENT_TYPE).to_string(),
+                body: body.clone(),
+            });
+            return Ok(vec![event]);
         }
         match &self.batch_path {
             None => {
@@ -293,21 +340,30 @@ impl Provider {
                 Ok(vec![self.one_of(&ctx, payload)?])
             }
             Some(path) => {
-                let json: Value = serde_json::from_slice(body).map_err(|_| PayloadError::NotJson)?;
-                let items = json
-                    .pointer(path)
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| PayloadError::NotBatch(path.clone()))?;
+                let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotJson)?;
+                let items = raw_array_at(text, path)?.ok_or_else(|| PayloadError::NotBatch(path.clone()))?;
                 items
-                    .iter()
-                    .map(|item| self.extract_value(item, header, query))
+                    .into_iter()
+                    .map(|item| {
+                        let value: Value = serde_json::from_str(item.get()).map_err(|_| PayloadError::NotJson)?;
+                        let mut event = self.extract_value(&value, header, query)?;
+                        // The element's own bytes, shared with the request:
+                        // what it was signed as inside the batch (a
+                        // re-serialization would sort keys and round numbers).
+                        let own = Payload::from_bytes(body.slice_ref(item.get().as_bytes()))
+                            .map_err(|_| PayloadError::NotJson)?;
+                        event.payload = own;
+                        Ok(event)
+                    })
                     .collect()
             }
         }
     }
 
     /// One event from a parsed value (a form body, an element of a batch):
-    /// its payload is the value's JSON text.
+    /// its payload is the value's JSON text (a batch element's is then
+    /// replaced by its own bytes; the id, `sha256` included, is read from
+    /// the value, as it always has been, so ids stay what they were).
     fn extract_value(
         &self,
         value: &Value,
@@ -348,6 +404,7 @@ impl Provider {
             id,
             event_type,
             payload,
+            original: None,
         })
     }
 }
@@ -560,6 +617,7 @@ mod tests {
         assert_eq!(evs[0].id, "e1");
         assert_eq!(evs[0].event_type, "a.b");
         assert_eq!(evs[0].payload.as_str(), r#"{"id":"e1", "type":"a.b"}"#);
+        assert!(evs[0].original.is_none(), "the payload is the body: no second copy");
         assert_eq!(p.handlers_for("a.b"), Some(&["x".to_string()][..]));
         assert_eq!(p.handlers_for("zzz"), None);
     }
@@ -583,6 +641,27 @@ mod tests {
             .unwrap();
         assert_eq!(evs[0].id, "ab 1:A");
         assert_eq!(evs[0].event_type, "comprobante");
+        let original = evs[0]
+            .original
+            .as_ref()
+            .expect("a form event keeps the body it arrived as");
+        assert_eq!(&original.body[..], b"external_reference=ab%201&estado=A");
+        assert_eq!(original.content_type, "application/x-www-form-urlencoded");
+        assert_eq!(evs[0].payload.json().unwrap()["external_reference"], "ab 1");
+        let forced = provider(
+            r#"verifier = { scheme = "token", name = "t", secrets = ["env:S"] }
+               format = "form"
+               event_id = "body:/id"
+               event_type = "const:c""#,
+        );
+        let evs = forced
+            .extract(&Bytes::from_static(b"id=1"), None, NO_HEADERS, NO_HEADERS)
+            .unwrap();
+        assert_eq!(
+            evs[0].original.as_ref().map(|o| o.content_type.as_str()),
+            Some(FORM_CONTENT_TYPE),
+            "a form body that came without a content type is forwarded as form"
+        );
         assert_eq!(p.handlers_for("anything"), Some(&["y".to_string()][..]));
     }
 
@@ -602,6 +681,49 @@ mod tests {
             )
             .unwrap();
         assert_eq!(evs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        assert!(
+            evs.iter().all(|e| e.original.is_none()),
+            "a JSON element is its own body"
+        );
+        let body = Bytes::from_static(
+            br#"{"events":[ {"type":"t", "id":"9", "amount": 10.50, "big": 123456789012345678901234} ]}"#,
+        );
+        let evs = p.extract(&body, None, NO_HEADERS, NO_HEADERS).unwrap();
+        assert_eq!(
+            evs[0].payload.as_str(),
+            r#"{"type":"t", "id":"9", "amount": 10.50, "big": 123456789012345678901234}"#,
+            "an element's own bytes: key order, spacing and number text kept"
+        );
+        assert_eq!(
+            evs[0].payload.as_str().as_ptr(),
+            body[12..].as_ptr(),
+            "shared with the body, not copied"
+        );
+        let nested = provider(
+            r#"verifier = { scheme = "token", name = "t", secrets = ["env:S"] }
+               event_id = "body:/id"
+               batch_path = "/a~1b/1/list""#,
+        );
+        let evs = nested
+            .extract(
+                &Bytes::from_static(br#"{"x":1,"a/b":[0,{"list":[{"id":"n1","type":"t"}]}]}"#),
+                None,
+                NO_HEADERS,
+                NO_HEADERS,
+            )
+            .unwrap();
+        assert_eq!(evs[0].id, "n1");
+        assert_eq!(
+            nested
+                .extract(
+                    &Bytes::from_static(br#"{"a/b":[0,{"list":[1,}]}"#),
+                    None,
+                    NO_HEADERS,
+                    NO_HEADERS
+                )
+                .unwrap_err(),
+            PayloadError::NotJson
+        );
         assert_eq!(
             p.extract(&Bytes::from_static(br#"{"events":3}"#), None, NO_HEADERS, NO_HEADERS)
                 .unwrap_err(),

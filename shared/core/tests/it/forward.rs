@@ -95,7 +95,8 @@ async fn an_unknown_destination_stops_the_start_up_naming_it() {
 }
 
 /// The receiver: verifies each request with `standardwebhooks.Webhook(secret)`
-/// and answers 204, or 400 when verification fails.
+/// (parsing the body as JSON only when it says it is JSON) and answers 204,
+/// or 400 when verification fails.
 const RECEIVER: &str = r#"
 import os, sys
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -107,8 +108,11 @@ class H(BaseHTTPRequestHandler):
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("content-length", "0")))
         headers = {k.lower(): v for k, v in self.headers.items()}
+        # verify() parses the body as JSON unless told not to: a forwarded
+        # form body is verified as the bytes it is.
+        is_json = headers.get("content-type", "").startswith("application/json")
         try:
-            hook.verify(body, headers)
+            hook.verify(body, headers, json_parse=is_json)
             self.send_response(204)
         except Exception as e:
             sys.stderr.write("rejected: %r\n" % (e,))
@@ -213,4 +217,152 @@ async fn a_standard_webhooks_library_verifies_what_is_forwarded() {
     assert_eq!(genuine.status().as_u16(), 204, "the control request passes");
     let tampered = send(body.replace("10.50", "99.50")).await.expect("answer");
     assert_eq!(tampered.status().as_u16(), 400);
+}
+
+/// Provider `fwdform` (gigstack's signature over a form body, like Twilio's
+/// or Slack's deliveries) and `fwdbatch` (a JSON batch under `/events`),
+/// each forwarding to `erp` (a recording server) and `audit` (the Python
+/// receiver, which verifies).
+fn form_and_batch_overlay(erp: &str, audit: &str) -> String {
+    format!(
+        r#"
+[providers.fwdform]
+verifier = {{ scheme = "hmac", header = "X-Gigstack-Signature", algorithm = "sha256", encoding = "hex", secrets = ["env:GIGSTACK_WEBHOOK_SECRET"] }}
+format = "auto"
+event_id = "body:/MessageSid"
+event_type = "const:sms.received"
+handlers = {{ "sms.received" = ["forward:erp", "forward:audit"] }}
+
+[providers.fwdbatch]
+verifier = {{ scheme = "hmac", header = "X-Gigstack-Signature", algorithm = "sha256", encoding = "hex", secrets = ["env:GIGSTACK_WEBHOOK_SECRET"] }}
+event_id = "body:/id"
+event_type = "body:/type"
+batch_path = "/events"
+handlers = {{ "invoice.paid" = ["forward:erp", "forward:audit"] }}
+
+[destinations.erp]
+url = "{erp}"
+signing_secret = "env:FWD_SECRET"
+timeout_secs = 5
+
+[destinations.audit]
+url = "{audit}"
+signing_secret = "env:FWD_SECRET"
+timeout_secs = 5
+"#
+    )
+}
+
+fn signed_request(provider: &str, content_type: &str, body: &[u8]) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::post(format!("/webhooks/{provider}"))
+        .header("content-type", content_type)
+        .header("X-Gigstack-Signature", gigstack_signature(body))
+        .body(axum::body::Body::from(body.to_vec()))
+        .expect("request")
+}
+
+#[tokio::test]
+async fn a_form_delivery_is_forwarded_as_it_arrived_and_again_as_it_arrived_on_replay() {
+    let Some(python) = python_with_standardwebhooks() else {
+        if std::env::var("WEBHOOKS_TEST_AWS_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("WEBHOOKS_TEST_AWS_REQUIRED=1 but no Python imports standardwebhooks");
+        }
+        eprintln!("skipped: no Python with the standardwebhooks library (set WEBHOOKS_PYENV)");
+        return;
+    };
+    let receiver = start_receiver(&python);
+    let erp = TestServer::start().await;
+    // First a permanent refusal (the event is dead-lettered before `audit`
+    // runs), then accepted.
+    erp.reply(400, "text/plain", "no");
+    let h = Harness::with_overlay(&form_and_batch_overlay(&erp.url("/erp"), &receiver.url));
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let body: &[u8] = b"MessageSid=SMf0rm1&Body=caf%C3%A9+%26+m%C3%A1s&Amount=10.50&From=%2B5215512345678";
+    let (status, _, text) = h.call(signed_request("fwdform", content_type, body)).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    h.drain(Duration::from_secs(15)).await;
+    let rec = h.record("fwdform", "SMf0rm1").await.expect("record");
+    assert_eq!(rec.state, EventState::Failed, "{rec:?}");
+    assert_eq!(
+        rec.payload.as_ref().and_then(|p| p.json().ok()).expect("JSON payload")["Body"],
+        "café & más",
+        "handlers still see the form as a JSON object"
+    );
+    let first = erp.single_request();
+    assert_eq!(first.body, body, "the form body byte for byte, not its JSON rendering");
+    assert_eq!(first.header("content-type").as_deref(), Some(content_type));
+
+    // The replay rebuilds the event from the stored record (the SQLite
+    // message refers to it): the same bytes go out again.
+    let replayed = webhooks_core::pipeline::replay::replay_event(
+        h.store.as_ref(),
+        h.queue.as_ref(),
+        &webhooks_core::event::EventKey::new("fwdform", "SMf0rm1"),
+        webhooks_core::time::unix_now(),
+    )
+    .await
+    .expect("replay");
+    assert!(
+        matches!(replayed, webhooks_core::pipeline::replay::Replayed::FromDeadLetters),
+        "{replayed:?}"
+    );
+    h.drain(Duration::from_secs(15)).await;
+    let rec = h.record("fwdform", "SMf0rm1").await.expect("record");
+    assert_eq!(rec.state, EventState::Done, "{rec:?}");
+    assert_eq!(
+        rec.results["forward:audit"]["status"], 204,
+        "the standardwebhooks library verified the form body: {rec:?}"
+    );
+    let seen = erp.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[1].body, body, "the replay sends the original bytes too");
+    assert_eq!(seen[1].header("content-type").as_deref(), Some(content_type));
+}
+
+#[tokio::test]
+async fn each_element_of_a_json_batch_is_forwarded_as_its_own_bytes() {
+    let Some(python) = python_with_standardwebhooks() else {
+        if std::env::var("WEBHOOKS_TEST_AWS_REQUIRED").is_ok_and(|v| v == "1") {
+            panic!("WEBHOOKS_TEST_AWS_REQUIRED=1 but no Python imports standardwebhooks");
+        }
+        eprintln!("skipped: no Python with the standardwebhooks library (set WEBHOOKS_PYENV)");
+        return;
+    };
+    let receiver = start_receiver(&python);
+    let erp = TestServer::start().await;
+    let h = Harness::with_overlay(&form_and_batch_overlay(&erp.url("/erp"), &receiver.url));
+    let first = r#"{"type":"invoice.paid",  "id":"evt_b1","total": 10.50}"#;
+    let second = r#"{ "id":"evt_b2", "type":"invoice.paid", "big": 123456789012345678901234 }"#;
+    let body = format!(
+        r#"{{"events": [{first},
+        {second}]}}"#
+    );
+    let (status, _, text) = h
+        .call(signed_request("fwdbatch", "application/json", body.as_bytes()))
+        .await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    h.drain(Duration::from_secs(15)).await;
+    for id in ["evt_b1", "evt_b2"] {
+        let rec = h.record("fwdbatch", id).await.expect("record");
+        assert_eq!(rec.state, EventState::Done, "{rec:?}");
+        assert_eq!(
+            rec.results["forward:audit"]["status"], 204,
+            "the library verified it: {rec:?}"
+        );
+    }
+    let mut seen: Vec<Vec<u8>> = erp
+        .requests()
+        .into_iter()
+        .map(|r| {
+            assert_eq!(r.header("content-type").as_deref(), Some("application/json"));
+            r.body
+        })
+        .collect();
+    seen.sort();
+    let mut expected = vec![first.as_bytes().to_vec(), second.as_bytes().to_vec()];
+    expected.sort();
+    assert_eq!(
+        seen, expected,
+        "each element as it stood in the batch: key order, spacing, 10.50 and the big number kept"
+    );
 }

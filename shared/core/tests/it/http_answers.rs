@@ -57,6 +57,7 @@ async fn duplicate_still_in_flight_is_409() {
         received_at: webhooks_core::time::unix_now(),
         payload: webhooks_core::payload::Payload::from_text(body.clone()),
         request_id: None,
+        original: None,
     };
     h.store
         .inner

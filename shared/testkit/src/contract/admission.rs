@@ -24,7 +24,15 @@ pub async fn run_all(admission: &dyn Admission, store: &dyn EventStore, queue: &
         received_at,
         ..event(&format!("{prefix}-in"), id, event_type)
     };
-    let fresh = at(100, "new-1", "has.handlers");
+    // A form event: its original body travels with it, through the record
+    // when the queue message refers to it (SQLite) or in the envelope (SQS).
+    let fresh = Event {
+        original: Some(webhooks_core::payload::OriginalBody {
+            content_type: "application/x-www-form-urlencoded".into(),
+            body: bytes::Bytes::from_static(b"id=new-1&type=has.handlers&x=\xfe"),
+        }),
+        ..at(100, "new-1", "has.handlers")
+    };
     let ignored = at(100, "new-2", "no.handlers");
     let delivery = vec![
         (fresh.clone(), EventState::Received),
@@ -53,6 +61,7 @@ pub async fn run_all(admission: &dyn Admission, store: &dyn EventStore, queue: &
         received[0].event, fresh,
         "the envelope travels whole, its request id too"
     );
+    assert!(received[0].event.original.is_some(), "with its original body");
     queue.ack(&received[0]).await.expect("ack");
 
     let again = admission.admit(batch_of(&delivery, 101)).await.expect("admit again");

@@ -6,6 +6,7 @@ use crate::fixtures::{claim, claim_as, event};
 use webhooks_core::event::{
     AttemptEntry, AttemptOutcome, Event, EventRecord, EventState, HISTORY_ERROR_CHARS, HISTORY_LIMIT,
 };
+use webhooks_core::payload::OriginalBody;
 use webhooks_core::ports::store::{Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement};
 
 /// Runs every contract check. `prefix` keeps ids apart when the backing
@@ -25,6 +26,50 @@ pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
     list_and_purge(store, prefix).await;
     purge_keeps_dead_letters_and_queued(store, prefix).await;
     attempt_history_and_next_attempt(store, prefix).await;
+    original_body_survives_to_a_replay(store, prefix).await;
+}
+
+/// A form event's original body (not UTF-8 here, to test bytes, not text)
+/// is kept on the record and rebuilt into the event a replay queues, so
+/// a replayed forward still sends what the sender signed. An event
+/// without one reads back without one.
+async fn original_body_survives_to_a_replay(store: &dyn EventStore, p: &str) {
+    let original = OriginalBody {
+        content_type: "application/x-www-form-urlencoded; charset=utf-8".into(),
+        body: bytes::Bytes::from_static(b"MessageSid=SM1&Body=caf%C3%A9&raw=\xff\x00"),
+    };
+    let ev = Event {
+        original: Some(original.clone()),
+        ..event(&format!("{p}-prov"), "form-1", "a.b")
+    };
+    store.claim(claim(&ev, 100)).await.expect("claim");
+    let rec = store.get(&ev.key()).await.expect("get").expect("recorded");
+    assert_eq!(rec.original.as_ref(), Some(&original), "the original body is stored");
+    store.lease(&ev, 100, 60, 1000).await.expect("lease");
+    store
+        .settle(
+            &ev.key(),
+            Settlement {
+                state: EventState::Failed,
+                error: Some("permanent".into()),
+                results: serde_json::Map::new(),
+                history: Vec::new(),
+                next_attempt_at: None,
+                now: 101,
+            },
+        )
+        .await
+        .expect("settle");
+    let Requeue::Requeued(rec) = store.requeue(&ev.key(), 102).await.expect("requeue") else {
+        panic!("a FAILED record is requeued");
+    };
+    let replayed = rec.to_event().expect("rebuilt");
+    assert_eq!(replayed.original, Some(original), "a replay rebuilds it");
+    assert_eq!(replayed.payload, ev.payload);
+    let plain = event(&format!("{p}-prov"), "json-1", "a.b");
+    store.claim(claim(&plain, 100)).await.expect("claim");
+    let rec = store.get(&plain.key()).await.expect("get").expect("recorded");
+    assert_eq!(rec.original, None, "a JSON event stores no second copy");
 }
 
 async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {

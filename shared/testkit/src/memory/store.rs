@@ -54,6 +54,7 @@ fn new_record(event: &Event, state: EventState, attempts: u32, now: i64, lease: 
         expires_at: now + ttl,
         payload: Some(event.payload.clone()),
         payload_omitted: false,
+        original: event.original.clone(),
         results: serde_json::Map::new(),
         history: Vec::new(),
         next_attempt_at: None,
