@@ -8,6 +8,17 @@
 //! `type` come first this costs the same for 1 KiB and 1 MiB. A body that is
 //! not JSON up to that point is rejected; what follows is not read here (see
 //! [`crate::payload`] for where it is).
+//!
+//! Senders that put the type after the data (Stripe: `id`, `object`, ...,
+//! `data`, ..., `type`) would make that walk read the whole body. So the
+//! first time the walk is about to skip a top-level member it does not
+//! want, it first reads the object's last members backwards from its closing
+//! brace ([`tail`]): as long as they are scalars (a string, number, `true`,
+//! `false`, `null`), each is checked and, when wanted, taken. If that leaves
+//! nothing to find, the walk stops there and the data in the middle is never
+//! read: the signature has already proved the body is the sender's, and the
+//! processor parses it whole before any handler runs. A member named twice
+//! is a document JSON leaves undefined; the value read is then one of them.
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -99,6 +110,8 @@ impl Lookup {
             groups: &self.groups,
             stopped: false,
             not_object: false,
+            body,
+            tail_read: false,
         };
         let mut de = serde_json::Deserializer::from_slice(body);
         let outcome = NodeSeed {
@@ -145,6 +158,10 @@ struct State<'g, 'b> {
     /// The scan ended early on purpose (every value found).
     stopped: bool,
     not_object: bool,
+    /// The whole body, for reading its last members backwards.
+    body: &'b [u8],
+    /// Whether the last members have been read (once per scan).
+    tail_read: bool,
 }
 
 impl<'b> State<'_, 'b> {
@@ -254,6 +271,14 @@ impl<'b> Visitor<'b> for NodeSeed<'_, '_, 'b> {
                     root: false,
                 })?,
                 None => {
+                    if self.root && !self.state.tail_read {
+                        // About to skip a member: what is wanted may be at the end.
+                        self.state.tail_read = true;
+                        tail::read(self.state.body, self.node, self.state);
+                        if self.state.done() {
+                            return self.stop();
+                        }
+                    }
                     map.next_value::<IgnoredAny>()?;
                 }
             }
@@ -318,6 +343,124 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<Option<usize>, E> {
         Ok(self.0.iter().position(|(segment, _)| segment == v))
+    }
+}
+
+/// Reading a JSON object's last members backwards, from its closing brace,
+/// for as long as their values are scalars (see the module docs).
+mod tail {
+    use super::{Node, State};
+    use std::borrow::Cow;
+
+    /// At most this many members are read from the end: enough for every
+    /// sender's trailing metadata, and a bound on a body of many scalars.
+    const MAX_MEMBERS: usize = 64;
+
+    /// Takes the wanted top-level scalars among the last members of the
+    /// object `body` holds; stops at the first member it cannot read cheaply
+    /// (a value that is an object or an array) or that is not well formed.
+    pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) {
+        let mut at = Cursor { body, end: body.len() };
+        if at.back_past_space() != Some(b'}') {
+            return;
+        }
+        at.end -= 1;
+        for _ in 0..MAX_MEMBERS {
+            let Some(value) = at.scalar() else { return };
+            if at.back_past_space() != Some(b':') {
+                return;
+            }
+            at.end -= 1;
+            at.back_past_space();
+            let Some(Some(name)) = at.string() else { return };
+            if let Some((_, child)) = root
+                .children
+                .iter()
+                .find(|(segment, _)| segment.as_str() == name.as_ref())
+            {
+                // A member on a longer wanted path has no value here: the
+                // forward walk reads it and says so.
+                if child.children.is_empty() {
+                    state.set(child.slot, value);
+                }
+            }
+            match at.back_past_space() {
+                Some(b',') => at.end -= 1,
+                _ => return,
+            }
+        }
+    }
+
+    /// The bytes before `end` are still to be read, backwards.
+    struct Cursor<'b> {
+        body: &'b [u8],
+        end: usize,
+    }
+
+    impl<'b> Cursor<'b> {
+        /// Moves back over whitespace; the byte before the new end.
+        fn back_past_space(&mut self) -> Option<u8> {
+            while self.end > 0 && matches!(self.body[self.end - 1], b' ' | b'\t' | b'\n' | b'\r') {
+                self.end -= 1;
+            }
+            self.end.checked_sub(1).map(|i| self.body[i])
+        }
+
+        /// The scalar that ends here, as the forward walk renders it (`None`
+        /// for null and empty strings); `None` when it is not a scalar.
+        fn scalar(&mut self) -> Option<Option<Cow<'b, str>>> {
+            match self.back_past_space()? {
+                b'"' => self.string(),
+                b if b.is_ascii_alphanumeric() => {
+                    let end = self.end;
+                    while self.end > 0
+                        && matches!(self.body[self.end - 1], b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' | b'+' | b'-' | b'.')
+                    {
+                        self.end -= 1;
+                    }
+                    let token = &self.body[self.end..end];
+                    match serde_json::from_slice::<serde_json::Value>(token).ok()? {
+                        serde_json::Value::Number(n) => Some(Some(Cow::Owned(n.to_string()))),
+                        serde_json::Value::Bool(b) => Some(Some(Cow::Owned(b.to_string()))),
+                        serde_json::Value::Null => Some(None),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }
+        }
+
+        /// The string whose closing quote is the byte before the end,
+        /// unescaped (borrowed when it holds no escape); `None` when it is
+        /// not a well-formed JSON string.
+        fn string(&mut self) -> Option<Option<Cow<'b, str>>> {
+            let close = self.end.checked_sub(1)?;
+            if self.body[close] != b'"' || escaped(self.body, close) {
+                return None;
+            }
+            // The opening quote is the first one before it that no backslash
+            // escapes: inside a JSON string every quote is escaped.
+            let mut open = close;
+            loop {
+                open = self.body[..open].iter().rposition(|&b| b == b'"')?;
+                if !escaped(self.body, open) {
+                    break;
+                }
+            }
+            self.end = open;
+            let inner = &self.body[open + 1..close];
+            let text = if inner.iter().all(|&b| b >= 0x20 && b != b'\\') {
+                Cow::Borrowed(std::str::from_utf8(inner).ok()?)
+            } else {
+                Cow::Owned(serde_json::from_slice::<String>(&self.body[open..=close]).ok()?)
+            };
+            Some((!text.is_empty()).then_some(text))
+        }
+    }
+
+    /// Whether the byte at `at` follows an odd number of backslashes.
+    fn escaped(body: &[u8], at: usize) -> bool {
+        body[..at].iter().rev().take_while(|&&b| b == b'\\').count() % 2 == 1
     }
 }
 
@@ -442,7 +585,80 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_type_after_the_data_is_read_from_the_end_without_reading_the_data() {
+        // The data in the middle is not JSON at all: it is never read.
+        let body = r#"{"id":"evt_1","object":"event","data":{ not json },"livemode":false,"n":12.50,"type":"invoice.paid"}"#;
+        assert_eq!(
+            read(&["/id", "/type", "/n", "/livemode"], body),
+            Ok(vec![some("evt_1"), some("invoice.paid"), some("12.5"), some("false")])
+        );
+        // Escapes, null and whitespace at the end are read as the forward walk reads them.
+        let body = "{\"id\":\"e\",\"d\":[1],\"x\":null,\"type\" : \"a\\\"b\\\\\" \n}\n";
+        assert_eq!(read(&["/id", "/type", "/x"], body), Ok(vec![some("e"), some("a\"b\\"), None]));
+        assert_eq!(read(&["/id", "/\u{e9}"], r#"{"id":"e","d":{},"\u00e9":"accent"}"#), Ok(vec![some("e"), some("accent")]));
+    }
+
+    #[test]
+    fn the_end_is_read_only_as_far_as_it_is_made_of_scalars() {
+        // A container at the end: the walk goes forward, reading (and so
+        // checking) the data.
+        let body = r#"{"id":"e","data":{"a":[1,2]},"type":"t","meta":{"x":1}}"#;
+        assert_eq!(read(&["/id", "/type"], body), Ok(vec![some("e"), some("t")]));
+        let broken = r#"{"id":"e","data":{ not json },"type":"t","meta":{"x":1}}"#;
+        assert_eq!(read(&["/id", "/type"], broken), Err(ScanError::NotJson));
+        // A malformed end (a closing quote that is escaped) is left to the
+        // forward walk, which rejects it.
+        assert_eq!(read(&["/id", "/type"], r#"{"id":"e","d":{},"type":"t\"}"#), Err(ScanError::NotJson));
+        // A wanted path that goes deeper than the member at the end is left
+        // to the forward walk too.
+        let body = r#"{"id":"e","d":{},"meta":"flat"}"#;
+        assert_eq!(read(&["/id", "/meta/kind"], body), Ok(vec![some("e"), None]));
+        // Alternatives: `event` at the end does not settle a preferred `type`
+        // that may come earlier; the forward walk looks for it.
+        let groups = [vec!["/id".to_string()], vec!["/type".to_string(), "/event".to_string()]];
+        let l = Lookup::grouped(&groups);
+        let got = l.read(br#"{"id":"e","d":{"a":1},"type":"t","x":0,"event":"ev"}"#).unwrap();
+        assert_eq!(got[l.slot("/type").unwrap()].as_deref(), Some("t"));
+        let got = l.read(br#"{"id":"e","d":{"a":1},"event":"ev"}"#).unwrap();
+        assert_eq!(got[l.slot("/type").unwrap()], None);
+        assert_eq!(got[l.slot("/event").unwrap()].as_deref(), Some("ev"));
+    }
+
     proptest! {
+        /// On any JSON object, whatever the order of its members and
+        /// however large the data between them, the scan agrees with a
+        /// full parse.
+        #[test]
+        fn agrees_with_a_full_parse_in_any_member_order(
+            members in proptest::collection::vec(0usize..6, 0..6).prop_map(|v| {
+                let mut seen = Vec::new();
+                for m in v { if !seen.contains(&m) { seen.push(m); } }
+                seen
+            }),
+            id in "[a-z0-9_\"\\\\]{0,8}",
+            items in proptest::collection::vec(("[ -~]{0,12}", any::<i32>()), 0..20),
+        ) {
+            let data = serde_json::json!({"items": items.iter().map(|(s, n)| serde_json::json!({"s": s, "n": n})).collect::<Vec<_>>()});
+            let mut text = String::from("{");
+            for (k, m) in members.iter().enumerate() {
+                if k > 0 { text.push(','); }
+                let member = match m {
+                    0 => format!("\"id\":{}", Value::String(id.clone())),
+                    1 => "\"type\":\"invoice.paid\"".to_string(),
+                    2 => format!("\"data\":{data}"),
+                    3 => "\"livemode\":false".to_string(),
+                    4 => "\"created\": 1732380000".to_string(),
+                    _ => "\"meta\":{\"kind\":7}".to_string(),
+                };
+                text.push_str(&member);
+            }
+            text.push('}');
+            let value: Value = serde_json::from_str(&text).expect("valid");
+            let l = lookup(&["/id", "/type", "/created", "/meta/kind", "/data/items/0/n"]);
+            prop_assert_eq!(l.read(text.as_bytes()), Ok(l.read_value(&value)), "{}", text);
+        }
+
         /// On any JSON object the scan agrees with a full parse.
         #[test]
         fn agrees_with_a_full_parse(
