@@ -154,6 +154,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_receive_moves_the_cursor_past_records_without_a_message_too() {
+        use webhooks_core::ports::queue::Queue;
+        let db = Db::open_in_memory().expect("db");
+        let (admission, queue) = (SqliteAdmission::new(db.clone()), SqliteQueue::new(db.clone()));
+        admission.admit(admit_one("queued", 1_000)).await.expect("admit");
+        // Recorded without a message (no handler for its type): read once, never again.
+        let mut ignored = admit_one("ignored", 1_001);
+        ignored.events = vec![(ignored.events[0].0.clone(), EventState::Ignored)].into();
+        admission.admit(ignored).await.expect("admit");
+        let got = queue
+            .receive(10, std::time::Duration::from_secs(30))
+            .await
+            .expect("receive");
+        assert_eq!(got.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["queued"]);
+        let (cursor, top) = db
+            .call(|c| {
+                c.query_row(
+                    "SELECT (SELECT last_rowid FROM inbox_cursor), (SELECT MAX(rowid) FROM events)",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)),
+                )
+            })
+            .await
+            .expect("cursor");
+        assert_eq!(cursor, top, "the ignored record is behind the cursor");
+        assert_eq!(queue.depth().await.expect("depth"), 1, "only the received message");
+    }
+
+    #[tokio::test]
     async fn admitting_an_event_writes_the_record_and_its_key_index_only() {
         // Ingest's cost is the B-trees it writes. The statement opens the
         // table and its indexes (OpenWrite); of those, the partial expiry

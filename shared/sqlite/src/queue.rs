@@ -7,9 +7,10 @@
 //! that claims it, so ingest answers after one table write per event, not
 //! three (record, message, message index). The records after
 //! `inbox_cursor.last_rowid` that carry the flag are the messages nobody has
-//! received yet: a receive first turns up to `max` of them into ordinary
-//! `queue` rows (visible now, referring to their record) and moves the
-//! cursor past them, in one transaction, then receives as usual. Rowids
+//! received yet: a receive first reads up to `max` records past the cursor,
+//! turns those that carry the flag into ordinary `queue` rows (visible now,
+//! referring to their record) and moves the cursor past all it read, in one
+//! transaction, then receives as usual. Rowids
 //! only grow past the cursor (see the store's insert), so no flagged record
 //! is skipped; and a crash on either side of that transaction leaves each
 //! message either in the inbox or in the table, never in neither.
@@ -109,29 +110,31 @@ fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String
     })
 }
 
-/// Turns up to `max` inbox messages (see the module docs) into `queue` rows
-/// that refer to their records, visible now, and moves the cursor past
-/// them; inside the caller's transaction.
+/// Turns the inbox messages (see the module docs) among the next `max`
+/// records past the cursor into `queue` rows that refer to their records,
+/// visible now, and moves the cursor past every record it read (those
+/// without a message too, so none is read twice); inside the caller's
+/// transaction.
 fn take_inbox(conn: &rusqlite::Connection, max: usize, now_ms: i64) -> rusqlite::Result<()> {
     let cursor: i64 = conn
         .prepare_cached("SELECT last_rowid FROM inbox_cursor")?
         .query_row([], |r| r.get(0))?;
-    let taken: Vec<(i64, String, Option<String>, i64)> = conn
+    let read: Vec<(i64, bool, String, Option<String>, i64)> = conn
         .prepare_cached(
-            "SELECT rowid, pk, request_id, received_at FROM events
-             WHERE rowid > ?1 AND inbox = 1 ORDER BY rowid LIMIT ?2",
+            "SELECT rowid, inbox, pk, request_id, received_at FROM events
+             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
         )?
         .query_map(params![cursor, max as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<Result<_, _>>()?;
-    let Some(&(last, ..)) = taken.last() else {
+    let Some(&(last, ..)) = read.last() else {
         return Ok(());
     };
     let mut insert = conn.prepare_cached(
         "INSERT INTO queue (body, event_pk, request_id, visible_at_ms, enqueued_at) VALUES ('', ?1, ?2, ?3, ?4)",
     )?;
-    for (_, pk, request_id, received_at) in &taken {
+    for (_, _, pk, request_id, received_at) in read.iter().filter(|r| r.1) {
         insert.execute(params![pk, request_id, now_ms, received_at.saturating_mul(1000)])?;
     }
     conn.prepare_cached("UPDATE inbox_cursor SET last_rowid = ?1")?
