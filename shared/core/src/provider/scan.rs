@@ -588,15 +588,22 @@ mod tests {
     #[test]
     fn a_type_after_the_data_is_read_from_the_end_without_reading_the_data() {
         // The data in the middle is not JSON at all: it is never read.
-        let body = r#"{"id":"evt_1","object":"event","data":{ not json },"livemode":false,"n":12.50,"type":"invoice.paid"}"#;
+        let body =
+            r#"{"id":"evt_1","object":"event","data":{ not json },"livemode":false,"n":12.50,"type":"invoice.paid"}"#;
         assert_eq!(
             read(&["/id", "/type", "/n", "/livemode"], body),
             Ok(vec![some("evt_1"), some("invoice.paid"), some("12.5"), some("false")])
         );
         // Escapes, null and whitespace at the end are read as the forward walk reads them.
         let body = "{\"id\":\"e\",\"d\":[1],\"x\":null,\"type\" : \"a\\\"b\\\\\" \n}\n";
-        assert_eq!(read(&["/id", "/type", "/x"], body), Ok(vec![some("e"), some("a\"b\\"), None]));
-        assert_eq!(read(&["/id", "/\u{e9}"], r#"{"id":"e","d":{},"\u00e9":"accent"}"#), Ok(vec![some("e"), some("accent")]));
+        assert_eq!(
+            read(&["/id", "/type", "/x"], body),
+            Ok(vec![some("e"), some("a\"b\\"), None])
+        );
+        assert_eq!(
+            read(&["/id", "/\u{e9}"], r#"{"id":"e","d":{},"\u00e9":"accent"}"#),
+            Ok(vec![some("e"), some("accent")])
+        );
     }
 
     #[test]
@@ -609,7 +616,10 @@ mod tests {
         assert_eq!(read(&["/id", "/type"], broken), Err(ScanError::NotJson));
         // A malformed end (a closing quote that is escaped) is left to the
         // forward walk, which rejects it.
-        assert_eq!(read(&["/id", "/type"], r#"{"id":"e","d":{},"type":"t\"}"#), Err(ScanError::NotJson));
+        assert_eq!(
+            read(&["/id", "/type"], r#"{"id":"e","d":{},"type":"t\"}"#),
+            Err(ScanError::NotJson)
+        );
         // A wanted path that goes deeper than the member at the end is left
         // to the forward walk too.
         let body = r#"{"id":"e","d":{},"meta":"flat"}"#;
@@ -618,7 +628,9 @@ mod tests {
         // that may come earlier; the forward walk looks for it.
         let groups = [vec!["/id".to_string()], vec!["/type".to_string(), "/event".to_string()]];
         let l = Lookup::grouped(&groups);
-        let got = l.read(br#"{"id":"e","d":{"a":1},"type":"t","x":0,"event":"ev"}"#).unwrap();
+        let got = l
+            .read(br#"{"id":"e","d":{"a":1},"type":"t","x":0,"event":"ev"}"#)
+            .unwrap();
         assert_eq!(got[l.slot("/type").unwrap()].as_deref(), Some("t"));
         let got = l.read(br#"{"id":"e","d":{"a":1},"event":"ev"}"#).unwrap();
         assert_eq!(got[l.slot("/type").unwrap()], None);

@@ -8,7 +8,9 @@
 //! (`hubspot.utils.signature.Signature`, from `hubspot-api-client`) accepts
 //! what our `hubspot` signer makes and computes v3 signatures the preset
 //! accepts, and Square's `webhooks_helper` (from `squareup`) accepts what
-//! our `square` signer makes, which the preset accepts in turn. Each key is
+//! our `square` signer makes, which the preset accepts in turn; Paddle's SDK
+//! (`paddle_billing.Notifications`, from `paddle-python-sdk`) verifies what
+//! our `paddle` signer makes and signs what the preset accepts. Each key is
 //! made at run time, so no vector of ours is assumed; tampered copies are
 //! refused.
 
@@ -396,5 +398,88 @@ handlers = {{ "*" = ["test.effect"] }}
     assert_eq!(status.as_u16(), 200, "{text}");
     assert!(h.record("square", "sq_lib_1").await.is_some(), "stored");
     let (status, _, text) = h.call(post("/webhooks/square", &tampered, &headers)).await;
+    assert_eq!(status.as_u16(), 401, "{text}");
+}
+
+/// Paddle's own SDK (`paddle_billing.Notifications`): `sign SECRET TS BODY`
+/// prints the `Paddle-Signature` header it computes (`PaddleSignature`);
+/// `check SECRET HEADER BODY` prints whether its `Verifier` accepts it.
+const PADDLE: &str = r#"
+import json, sys
+from paddle_billing.Notifications import Secret, Verifier
+from paddle_billing.Notifications.PaddleSignature import PaddleSignature
+class Request:
+    def __init__(self, headers, body):
+        self.headers, self.body = headers, body
+op, secret = sys.argv[1:3]
+if op == "sign":
+    ts, body = sys.argv[3:5]
+    h1 = PaddleSignature.calculate_hmac(secret, f"{ts}:{body}".encode()).hexdigest()
+    print(json.dumps({"header": f"ts={ts};h1={h1}"}))
+else:
+    header, body = sys.argv[3:5]
+    print(json.dumps({"valid": bool(Verifier().verify(Request({"Paddle-Signature": header}, body.encode()), Secret(secret)))}))
+"#;
+
+#[tokio::test]
+async fn paddles_sdk_and_the_paddle_preset_accept_each_others_signatures() {
+    let Some(python) = python_with("paddle_billing.Notifications") else {
+        return;
+    };
+    let secret = "pdl_ntfset_01hv8xqsgk3xfjd8z4h9g7n6kw_live0test0secret";
+    let overlay = r#"
+[providers.paddle]
+preset = "paddle"
+secrets = ["env:PADDLE_TEST_SECRET"]
+handlers = { "*" = ["test.effect"] }
+"#;
+    let resolver = secrets().with("PADDLE_TEST_SECRET", secret);
+    let body = r#"{"event_id":"evt_01paddlelibtest0000000001","event_type":"transaction.completed","occurred_at":"2026-12-06T10:00:00.000000Z","notification_id":"ntf_01paddlelibtest","data":{"id":"txn_01paddlelib","status":"completed"}}"#;
+    let tampered = body.replace("completed\"}", "canceled\"}");
+
+    // Our signer (what `webhooks sign paddle` prints): Paddle's Verifier
+    // accepts it, within its own 5-second window.
+    let provider = preset_provider(overlay, "paddle", &resolver);
+    let ours = provider.verifier.sign(&webhooks_core::verify::SignInput {
+        body: body.as_bytes(),
+        now: webhooks_core::time::unix_now(),
+        id: "",
+        url: "",
+    });
+    let header = signed_header(&ours, "Paddle-Signature");
+    let check =
+        |secret: &str, body: &str| run_python(&python, PADDLE, &["check", secret, header, body])["valid"].clone();
+    assert_eq!(
+        check(secret, body),
+        serde_json::json!(true),
+        "Paddle's SDK accepts ours"
+    );
+    assert_eq!(
+        check(secret, &tampered),
+        serde_json::json!(false),
+        "not a tampered body"
+    );
+    assert_eq!(
+        check("pdl_ntfset_another", body),
+        serde_json::json!(false),
+        "nor another secret"
+    );
+
+    // Paddle's computation passes the preset through the router.
+    let ts = webhooks_core::time::unix_now().to_string();
+    let theirs = run_python(&python, PADDLE, &["sign", secret, &ts, body]);
+    let header = theirs["header"].as_str().expect("header");
+    let h = Harness::with_overlay_and_secrets(overlay, resolver);
+    let (status, _, text) = h
+        .call(post("/webhooks/paddle", body, &[("Paddle-Signature", header)]))
+        .await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    assert!(
+        h.record("paddle", "evt_01paddlelibtest0000000001").await.is_some(),
+        "stored"
+    );
+    let (status, _, text) = h
+        .call(post("/webhooks/paddle", &tampered, &[("Paddle-Signature", header)]))
+        .await;
     assert_eq!(status.as_u16(), 401, "{text}");
 }
