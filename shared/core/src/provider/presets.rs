@@ -561,19 +561,16 @@ mod tests {
             },
             Case {
                 preset: "wompi",
-                // The plugin's fixture with the checksum for SECRET
-                // (computed independently with Python's hashlib).
-                body: r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"APPROVED"}},"timestamp":1530291411,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"d6e48bd4d6369bb601938d31d244ee6fbe3c9bc678df2081bc01a0e1bc5231e5"},"sent_at":"2020-01-08T16:59:43Z"}"#,
+                // The plugin's fixture, at the test's time, with the checksum
+                // for SECRET (computed independently with sha256sum).
+                body: r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"APPROVED"}},"timestamp":1700000000,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"3482c8ac14268105f31062a6ca55708514ecb9372a78fa939138f9e1e0a2be46"},"sent_at":"2020-01-08T16:59:43Z"}"#,
                 tampered: Some(
-                    r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"DECLINED"}},"timestamp":1530291411,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"d6e48bd4d6369bb601938d31d244ee6fbe3c9bc678df2081bc01a0e1bc5231e5"},"sent_at":"2020-01-08T16:59:43Z"}"#,
+                    r#"{"event":"transaction.updated","data":{"transaction":{"id":"11128-1578502783-84081","amount_in_cents":5000,"reference":"12345","status":"DECLINED"}},"timestamp":1700000000,"signature":{"properties":["transaction.id","transaction.status","transaction.amount_in_cents"],"checksum":"3482c8ac14268105f31062a6ca55708514ecb9372a78fa939138f9e1e0a2be46"},"sent_at":"2020-01-08T16:59:43Z"}"#,
                 ),
                 headers: &[],
                 content_type: None,
                 id: "",
-                expected: &[(
-                    "transaction.updated:11128-1578502783-84081:APPROVED:1530291411",
-                    "transaction.updated",
-                )],
+                expected: &[("11128-1578502783-84081:APPROVED:1700000000", "transaction.updated")],
             },
             Case {
                 preset: "asaas",
@@ -900,18 +897,20 @@ mod tests {
     fn wompi_preset_verifies_the_plugins_fixture_and_refuses_what_it_would() {
         let body = include_str!("../../tests/data/wompi_plugin_event.json").trim_end();
         let p = preset_provider("wompi", "test_events_XXXXXXXXXXXX");
-        let o = Owned::post(body.as_bytes(), 0);
+        // Within the preset's window of the fixture's own timestamp.
+        const FIXTURE_TIME: i64 = 1_530_291_411 + 60;
+        let o = Owned::post(body.as_bytes(), FIXTURE_TIME);
         assert_eq!(p.verifier.verify(&o.req()), Ok(()), "the plugin's fixture");
         assert_eq!(
             ids_and_types(&p, &o, None),
             [(
-                "transaction.updated:11128-1578502783-84081:APPROVED:1530291411".to_string(),
+                "11128-1578502783-84081:APPROVED:1530291411".to_string(),
                 "transaction.updated".to_string()
             )]
         );
         let reason = |p: &Provider, body: &str| {
             p.verifier
-                .verify(&Owned::post(body.as_bytes(), 0).req())
+                .verify(&Owned::post(body.as_bytes(), FIXTURE_TIME).req())
                 .map_err(|e| e.reason())
         };
         assert_eq!(
@@ -956,12 +955,12 @@ mod tests {
             })
             .expect("signs in the body")
             .expect("signed");
-        let o = Owned::post(&signed, 0);
+        let o = Owned::post(&signed, 1_700_000_000);
         assert_eq!(p.verifier.verify(&o.req()), Ok(()));
         assert_eq!(
             ids_and_types(&p, &o, None),
             [(
-                "payout.updated:d2f8e2a1-5b1e-4a53-9d8e-5bd1c8d0a3f1:TOTAL_PAYMENT:1700000000".to_string(),
+                "d2f8e2a1-5b1e-4a53-9d8e-5bd1c8d0a3f1:TOTAL_PAYMENT:1700000000".to_string(),
                 "payout.updated".to_string()
             )]
         );

@@ -24,8 +24,16 @@
 //! field could be changed in a captured delivery without breaking the
 //! checksum; handlers should trust only the listed ones.
 //!
-//! No timestamp window: Wompi documents none, and it retries the same event
-//! up to 24 hours later, so a window would refuse its own retries.
+//! The values are joined with no separator and the list comes from the body
+//! itself, so a captured delivery could be re-split: digits moved from the
+//! last value into the timestamp, or a shorter list whose one value holds
+//! what the others held. Two settings close that, and the `wompi` preset
+//! sets both: `tolerance_secs`, a window on `/timestamp` (a moved digit
+//! puts it years away; the preset's 48 hours keep Wompi's retries, the last
+//! 24 hours after the first), and `required_properties`, the properties that
+//! must be listed whenever the list names their object (the first segment:
+//! `transaction.id` for any `transaction.*`). Without them (the scheme's
+//! defaults) it checks what Wompi's plugin checks, no more.
 
 use super::{Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
@@ -47,6 +55,12 @@ pub struct PropertyChecksumConfig {
     /// References to the events secret(s) (Wompi: `prod_events_...` or
     /// `test_events_...`), used as text; the first is current.
     pub secrets: Vec<String>,
+    /// How far `/timestamp` may be from now, both ways; none when absent.
+    #[serde(default)]
+    pub tolerance_secs: Option<i64>,
+    /// Properties that must be listed whenever the list names their object.
+    #[serde(default)]
+    pub required_properties: Vec<String>,
 }
 
 /// The top of the body: only what the checksum needs, kept as raw JSON.
@@ -74,6 +88,10 @@ struct SignatureField<'a> {
 pub struct Claim {
     pub signed: String,
     pub checksum: [u8; 32],
+    /// The properties listed, in order.
+    pub properties: Vec<String>,
+    /// `/timestamp`, when it fits an i64.
+    pub timestamp: Option<i64>,
 }
 
 /// Reads one member of a JSON object, as raw JSON, without building the
@@ -182,6 +200,8 @@ pub fn claim(body: &[u8]) -> Result<Claim, VerifyError> {
     Ok(Claim {
         signed,
         checksum: digest,
+        timestamp: timestamp.parse().ok(),
+        properties,
     })
 }
 
@@ -198,18 +218,45 @@ pub fn checksum(signed: &str, secret: &[u8]) -> [u8; 32] {
 #[derive(Debug)]
 pub struct PropertyChecksumVerifier {
     secrets: Vec<Secret>,
+    tolerance_secs: Option<i64>,
+    required_properties: Vec<String>,
 }
 
 impl PropertyChecksumVerifier {
-    /// The config holds only the secret references, resolved into `secrets`.
-    pub fn new(_config: PropertyChecksumConfig, secrets: Vec<Secret>) -> Self {
-        Self { secrets }
+    /// `secrets`: the config's references, resolved.
+    pub fn new(config: PropertyChecksumConfig, secrets: Vec<Secret>) -> Self {
+        Self {
+            secrets,
+            tolerance_secs: config.tolerance_secs,
+            required_properties: config.required_properties,
+        }
+    }
+
+    /// A required property left out of a list that names its object.
+    fn missing_required<'r>(&'r self, listed: &[String]) -> Option<&'r str> {
+        let object = |path: &str| path.split('.').next().map(str::to_string);
+        self.required_properties
+            .iter()
+            .filter(|required| listed.iter().any(|p| object(p) == object(required)))
+            .find(|required| !listed.contains(required))
+            .map(String::as_str)
     }
 }
 
 impl Verifier for PropertyChecksumVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
         let claim = claim(req.body)?;
+        if let Some(required) = self.missing_required(&claim.properties) {
+            return Err(VerifyError::Invalid(format!(
+                "/signature/properties leaves out {required}"
+            )));
+        }
+        if let Some(tolerance) = self.tolerance_secs {
+            let ts = claim
+                .timestamp
+                .ok_or_else(|| VerifyError::Invalid("/timestamp is out of range".into()))?;
+            super::check_timestamp(ts, req.now, tolerance)?;
+        }
         let mut ok = subtle::Choice::from(0);
         // Every secret is tried, so the time does not reveal which matched.
         for secret in &self.secrets {
@@ -273,11 +320,74 @@ mod tests {
     const SECRET: &str = "test_events_XXXXXXXXXXXX";
 
     fn verifier(keys: &[&str]) -> PropertyChecksumVerifier {
-        PropertyChecksumVerifier::new(PropertyChecksumConfig { secrets: vec![] }, secrets(keys))
+        PropertyChecksumVerifier::new(
+            PropertyChecksumConfig {
+                secrets: vec![],
+                tolerance_secs: None,
+                required_properties: vec![],
+            },
+            secrets(keys),
+        )
     }
 
     fn reason(v: &PropertyChecksumVerifier, body: &str) -> Result<(), &'static str> {
         v.verify(&Owned::post(body.as_bytes(), 0).req()).map_err(|e| e.reason())
+    }
+
+    /// The two forgeries a captured delivery allows without them: digits
+    /// moved from the last value into the timestamp, and a shorter list
+    /// whose one value holds what the others held. Both keep the checksum.
+    #[test]
+    fn the_window_and_the_required_list_refuse_a_resplit_delivery() {
+        let guarded = PropertyChecksumVerifier::new(
+            PropertyChecksumConfig {
+                secrets: vec![],
+                tolerance_secs: Some(172_800),
+                required_properties: vec![
+                    "transaction.id".into(),
+                    "transaction.status".into(),
+                    "transaction.amount_in_cents".into(),
+                ],
+            },
+            secrets(&[SECRET]),
+        );
+        let at = |body: &str, now: i64| {
+            guarded
+                .verify(&Owned::post(body.as_bytes(), now).req())
+                .map_err(|e| e.reason())
+        };
+        let now = 1_530_291_411 + 3_600;
+        assert_eq!(at(VECTOR, now), Ok(()), "the genuine delivery, an hour later");
+        assert_eq!(
+            at(VECTOR, now + 172_800),
+            Err("timestamp_out_of_tolerance"),
+            "three days later"
+        );
+        // 5000 + 1530291411 becomes 50001 + 530291411: the same text hashed.
+        let moved = VECTOR
+            .replace("\"amount_in_cents\":5000", "\"amount_in_cents\":50001")
+            .replace("\"timestamp\":1530291411", "\"timestamp\":530291411");
+        assert_eq!(
+            reason(&verifier(&[SECRET]), &moved),
+            Ok(()),
+            "without a window it verifies"
+        );
+        assert_eq!(at(&moved, now), Err("timestamp_out_of_tolerance"));
+        // One property holding all three values: the same text hashed.
+        let shortened = VECTOR
+            .replace(
+                "[\"transaction.id\",\"transaction.status\",\"transaction.amount_in_cents\"]",
+                "[\"transaction.id\"]",
+            )
+            .replace("\"11128-1578502783-84081\"", "\"11128-1578502783-84081APPROVED5000\"");
+        assert_eq!(
+            reason(&verifier(&[SECRET]), &shortened),
+            Ok(()),
+            "without the list it verifies"
+        );
+        assert_eq!(at(&shortened, now), Err("invalid_signature"));
+        // An object the required list does not name is not held to it.
+        assert_eq!(guarded.missing_required(&["payout.id".into()]), None);
     }
 
     #[test]

@@ -15,6 +15,15 @@ handlers = { "*" = ["test.effect"] }
 preset = "wompi"
 secrets = ["env:WOMPI_TEST_EVENTS_SECRET_NEW", "env:WOMPI_TEST_EVENTS_SECRET"]
 handlers = { "*" = ["test.effect"] }
+
+# The plugin's fixture is from 2018: the preset's 48 h window would refuse
+# it today, so this copy of the preset has a window of 20 years (the
+# preset's own window is checked below).
+[providers.wompi_2018]
+preset = "wompi"
+verifier = { scheme = "property_checksum", tolerance_secs = 631152000 }
+secrets = ["env:WOMPI_TEST_EVENTS_SECRET_NEW", "env:WOMPI_TEST_EVENTS_SECRET"]
+handlers = { "*" = ["test.effect"] }
 "#;
 
 fn harness() -> Harness {
@@ -87,10 +96,19 @@ fn hmac_hex(key: &str, body: &str) -> String {
 async fn the_wompi_plugins_fixture_is_stored_and_malformed_or_forged_copies_are_refused() {
     let h = harness();
     let body = include_str!("../data/wompi_plugin_event.json");
-    let (status, _, text) = h.call(post("/webhooks/wompi", body, &[])).await;
+    let (status, json, _) = h.call(post("/webhooks/wompi", body, &[])).await;
+    assert_eq!(
+        (status.as_u16(), json["error"].as_str()),
+        (401, Some("timestamp_out_of_tolerance")),
+        "the preset's window refuses a delivery from 2018"
+    );
+    let (status, _, text) = h.call(post("/webhooks/wompi_2018", body, &[])).await;
     assert_eq!(status.as_u16(), 200, "the previous secret of the rotation list: {text}");
-    let key = "transaction.updated:11128-1578502783-84081:APPROVED:1530291411";
-    let record = h.record("wompi", key).await.expect("stored under the composed key");
+    let key = "11128-1578502783-84081:APPROVED:1530291411";
+    let record = h
+        .record("wompi_2018", key)
+        .await
+        .expect("stored under the composed key");
     assert_eq!(record.event_type, "transaction.updated");
 
     let refused = [
@@ -115,7 +133,7 @@ async fn the_wompi_plugins_fixture_is_stored_and_malformed_or_forged_copies_are_
     ];
     for (from, to, reason) in refused {
         assert!(body.contains(from), "{from}");
-        let (status, json, _) = h.call(post("/webhooks/wompi", &body.replace(from, to), &[])).await;
+        let (status, json, _) = h.call(post("/webhooks/wompi_2018", &body.replace(from, to), &[])).await;
         assert_eq!((status.as_u16(), json["error"].as_str()), (401, Some(reason)), "{to}");
     }
 }
