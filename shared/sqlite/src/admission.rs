@@ -183,6 +183,65 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn after_the_upgrade_old_records_do_not_hold_up_new_messages() {
+        use webhooks_core::ports::queue::Queue;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("v4.db");
+        {
+            // A database of version 4: many finished records, and one QUEUED
+            // event whose message is a `queue` row.
+            let old = rusqlite::Connection::open(&path).expect("open");
+            old.execute_batch(
+                "CREATE TABLE events (pk TEXT PRIMARY KEY, provider TEXT NOT NULL, event_id TEXT NOT NULL,
+                     event_type TEXT NOT NULL, state TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+                     last_error TEXT, received_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+                     lease_until INTEGER, expires_at INTEGER NOT NULL, payload TEXT,
+                     payload_omitted INTEGER NOT NULL DEFAULT 0, results TEXT NOT NULL DEFAULT '{}',
+                     history TEXT NOT NULL DEFAULT '[]', next_attempt_at INTEGER);
+                 CREATE INDEX events_by_expiry ON events(expires_at);
+                 CREATE TABLE queue (id INTEGER PRIMARY KEY AUTOINCREMENT, body TEXT NOT NULL, event_pk TEXT,
+                     request_id TEXT, visible_at_ms INTEGER NOT NULL, receive_count INTEGER NOT NULL DEFAULT 0,
+                     dead INTEGER NOT NULL DEFAULT 0, dead_reason TEXT, enqueued_at INTEGER NOT NULL);
+                 CREATE INDEX queue_ready ON queue(dead, visible_at_ms);
+                 INSERT INTO events (pk, provider, event_id, event_type, state, received_at, updated_at, expires_at, payload)
+                     VALUES ('inbox#old', 'inbox', 'old', 'a.b', 'QUEUED', 1, 1, 9999999999, '{\"id\":\"old\"}');
+                 INSERT INTO queue (body, event_pk, visible_at_ms, enqueued_at) VALUES ('', 'inbox#old', 0, 0);
+                 PRAGMA user_version = 4;",
+            )
+            .expect("v4 schema");
+            for i in 0..200 {
+                old.execute(
+                    "INSERT INTO events (pk, provider, event_id, event_type, state, received_at, updated_at, expires_at, payload)
+                     VALUES (?1, 'inbox', ?2, 'a.b', 'DONE', 1, 1, 9999999999, '{}')",
+                    [format!("inbox#done{i}"), format!("done{i}")],
+                )
+                .expect("old record");
+            }
+        }
+        let db = Db::open(&path, crate::Durability::Normal).expect("migrates");
+        SqliteAdmission::new(db.clone())
+            .admit(admit_one("new", 2_000))
+            .await
+            .expect("admit");
+        let queue = SqliteQueue::new(db);
+        let mut got = Vec::new();
+        for _ in 0..2 {
+            for m in queue
+                .receive(1, std::time::Duration::from_secs(30))
+                .await
+                .expect("receive")
+            {
+                got.push(m.event.id.clone());
+            }
+        }
+        assert_eq!(
+            got,
+            ["old", "new"],
+            "the old message once, the new one at the next receive"
+        );
+    }
+
+    #[tokio::test]
     async fn admitting_an_event_writes_the_record_and_its_key_index_only() {
         // Ingest's cost is the B-trees it writes. The statement opens the
         // table and its indexes (OpenWrite); of those, the partial expiry

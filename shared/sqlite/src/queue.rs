@@ -7,9 +7,9 @@
 //! that claims it, so ingest answers after one table write per event, not
 //! three (record, message, message index). The records after
 //! `inbox_cursor.last_rowid` that carry the flag are the messages nobody has
-//! received yet: a receive first reads up to `max` records past the cursor,
-//! turns those that carry the flag into ordinary `queue` rows (visible now,
-//! referring to their record) and moves the cursor past all it read, in one
+//! received yet: a receive first turns up to `max` of them into ordinary
+//! `queue` rows (visible now, referring to their record) and moves the
+//! cursor past them (past the table's end when fewer were waiting), in one
 //! transaction, then receives as usual. Rowids
 //! only grow past the cursor (see the store's insert), so no flagged record
 //! is skipped; and a crash on either side of that transaction leaves each
@@ -110,35 +110,42 @@ fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String
     })
 }
 
-/// Turns the inbox messages (see the module docs) among the next `max`
-/// records past the cursor into `queue` rows that refer to their records,
-/// visible now, and moves the cursor past every record it read (those
-/// without a message too, so none is read twice); inside the caller's
-/// transaction.
+/// Turns up to `max` inbox messages (see the module docs) into `queue` rows
+/// that refer to their records, visible now, and moves the cursor past
+/// them; past the whole table when fewer were waiting, so the records
+/// without a message (IGNORED, claimed by the generic protocol) are read
+/// once at most. Inside the caller's transaction.
 fn take_inbox(conn: &rusqlite::Connection, max: usize, now_ms: i64) -> rusqlite::Result<()> {
     let cursor: i64 = conn
         .prepare_cached("SELECT last_rowid FROM inbox_cursor")?
         .query_row([], |r| r.get(0))?;
-    let read: Vec<(i64, bool, String, Option<String>, i64)> = conn
+    let taken: Vec<(i64, String, Option<String>, i64)> = conn
         .prepare_cached(
-            "SELECT rowid, inbox, pk, request_id, received_at FROM events
-             WHERE rowid > ?1 ORDER BY rowid LIMIT ?2",
+            "SELECT rowid, pk, request_id, received_at FROM events
+             WHERE rowid > ?1 AND inbox = 1 ORDER BY rowid LIMIT ?2",
         )?
         .query_map(params![cursor, max as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<Result<_, _>>()?;
-    let Some(&(last, ..)) = read.last() else {
-        return Ok(());
-    };
     let mut insert = conn.prepare_cached(
         "INSERT INTO queue (body, event_pk, request_id, visible_at_ms, enqueued_at) VALUES ('', ?1, ?2, ?3, ?4)",
     )?;
-    for (_, _, pk, request_id, received_at) in read.iter().filter(|r| r.1) {
+    for (_, pk, request_id, received_at) in &taken {
         insert.execute(params![pk, request_id, now_ms, received_at.saturating_mul(1000)])?;
     }
-    conn.prepare_cached("UPDATE inbox_cursor SET last_rowid = ?1")?
-        .execute([last])?;
+    let moved = if taken.len() < max {
+        // The query read to the end of the table: nothing past it waits.
+        conn.prepare_cached(
+            "UPDATE inbox_cursor SET last_rowid = MAX(last_rowid, IFNULL((SELECT MAX(rowid) FROM events), 0))",
+        )?
+        .execute([])?
+    } else {
+        let last = taken.last().map_or(cursor, |t| t.0);
+        conn.prepare_cached("UPDATE inbox_cursor SET last_rowid = ?1")?
+            .execute([last])?
+    };
+    debug_assert_eq!(moved, 1);
     Ok(())
 }
 

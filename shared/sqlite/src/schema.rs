@@ -27,9 +27,12 @@ pub(crate) const MIGRATIONS: [&str; 6] = [
     //    (the inbox, see crate::queue); the expiry index keeps finished
     //    records only (created by the schema). Messages already in `queue`
     //    stay there.
+    //    The cursor starts past every record there is: their messages, if
+    //    any, are `queue` rows already.
     "ALTER TABLE events ADD COLUMN inbox INTEGER NOT NULL DEFAULT 0;
      ALTER TABLE events ADD COLUMN request_id TEXT;
-     DROP INDEX IF EXISTS events_by_expiry;",
+     DROP INDEX IF EXISTS events_by_expiry;
+     UPDATE inbox_cursor SET last_rowid = (SELECT IFNULL(MAX(rowid), 0) FROM events);",
     // 6: a form event keeps the body it arrived as, for forwards and replays.
     "ALTER TABLE events ADD COLUMN original_type TEXT;
      ALTER TABLE events ADD COLUMN original_body BLOB;",
@@ -113,8 +116,13 @@ pub(crate) fn migrate(conn: &Connection) -> Result<(), DbError> {
     } else {
         conn.pragma_query_value(None, "user_version", |r| r.get(0))?
     };
-    for step in MIGRATIONS.iter().skip(version) {
-        conn.execute_batch(step)?;
+    // Each step and its version number in one transaction: a crash in the
+    // middle of a step leaves the database as it was before it.
+    for (done, step) in MIGRATIONS.iter().enumerate().skip(version) {
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {step}; PRAGMA user_version = {}; COMMIT;",
+            done + 1
+        ))?;
     }
     conn.pragma_update(None, "user_version", MIGRATIONS.len())?;
     Ok(())
