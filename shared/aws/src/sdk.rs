@@ -44,28 +44,35 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The handlers' artifacts (processor only: feature `artifacts-s3`).
+    #[cfg(feature = "artifacts-s3")]
     pub s3: aws_sdk_s3::Client,
     pub secrets_manager: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
-    /// For `eventbridge:BUS` handlers; built always (cheap: no connection
-    /// until the first put).
+    /// For `eventbridge:BUS` handlers (processor only: feature
+    /// `eventbridge`); cheap to build, no connection until the first put.
+    #[cfg(feature = "eventbridge")]
     pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
-    /// Builds every client from one configuration. With an endpoint override
-    /// (an emulator), S3 uses path-style addressing.
+    /// Builds every client this build links from one configuration. With an
+    /// endpoint override (an emulator), S3 uses path-style addressing.
     pub fn new(config: &SdkConfig) -> Self {
-        let mut s3 = aws_sdk_s3::config::Builder::from(config);
-        if config.endpoint_url().is_some() {
-            s3 = s3.force_path_style(true);
-        }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            #[cfg(feature = "artifacts-s3")]
+            s3: {
+                let mut s3 = aws_sdk_s3::config::Builder::from(config);
+                if config.endpoint_url().is_some() {
+                    s3 = s3.force_path_style(true);
+                }
+                aws_sdk_s3::Client::from_conf(s3.build())
+            },
             secrets_manager: aws_sdk_secretsmanager::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
+            #[cfg(feature = "eventbridge")]
             eventbridge: aws_sdk_eventbridge::Client::new(config),
         }
     }
