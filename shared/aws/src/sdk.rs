@@ -8,7 +8,9 @@ use crate::AwsError;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_smithy_http_client::tls;
 use std::time::Duration;
 
 /// Timeouts and retries for calls made while a provider waits for an answer:
@@ -26,11 +28,24 @@ pub fn resilience() -> (RetryConfig, TimeoutConfig) {
     (retry, timeout)
 }
 
+/// The HTTPS client of every SDK client: rustls with ring, the crypto
+/// provider reqwest already brings, rather than the SDK's default (rustls
+/// with aws-lc-rs), so a binary carries one crypto library, not two. The
+/// SDK loads the trusted roots when a client first uses it.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// SDK configuration from the environment (region, credentials of the
-/// function's role), with `endpoint_url` overriding every service endpoint.
+/// function's role), with `endpoint_url` overriding every service endpoint
+/// and [`https_client`] as the HTTP client (the workspace builds the SDK
+/// without a default one).
 pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     let (retry, timeout) = resilience();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(retry)
         .timeout_config(timeout);
     if let Some(url) = endpoint_url {
