@@ -19,6 +19,13 @@
 //! while it still said QUEUED or PROCESSING (a processor that died between
 //! receiving it at maxReceiveCount and settling it).
 
+// A record's panic is caught (its task's `JoinError`, the handler's
+// `catch_unwind`) only if panics unwind: `cargo lambda build --release`
+// would make them abort unless the profile says otherwise (see the
+// workspace's `[profile.release]`), so a build that aborts is refused here.
+#[cfg(panic = "abort")]
+compile_error!("the processor isolates a panicking record, which needs panic = \"unwind\" (set it in the profile)");
+
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::BoxFuture;
 use serde::Deserialize;

@@ -9,7 +9,6 @@ use crate::dynamodb::DynamoRefusals;
 use crate::dynamodb::DynamoStore;
 use crate::emf::Emf;
 use crate::env::AwsEnv;
-use crate::s3::S3Artifacts;
 use crate::sdk::{sdk_config, Clients};
 use crate::secrets::{fetch, is_aws_reference, CachedSecrets};
 use crate::sqs::SqsQueue;
@@ -20,20 +19,41 @@ use tracing::{error, info, warn};
 use webhooks_core::app::{App, Ports};
 use webhooks_core::config::{AppConfig, ConfigError, DEFAULT_TOML};
 use webhooks_core::handlers::{HandlerDeps, HandlerRegistry};
+use webhooks_core::ports::artifacts::{ArtifactError, ArtifactStore};
 use webhooks_core::ports::refusals::RefusalBounds;
 use webhooks_core::provider::{Provider, Providers};
 use webhooks_core::secret::SecretResolver;
 
-/// The adapters over the clients.
-pub fn ports(env: &AwsEnv, clients: &Clients) -> (Arc<DynamoStore>, Arc<SqsQueue>, Arc<S3Artifacts>) {
+/// The adapters over the clients. The artifact store is the S3 bucket with
+/// feature `artifacts-s3` (the processor's build), else [`NoArtifacts`].
+pub fn ports(env: &AwsEnv, clients: &Clients) -> (Arc<DynamoStore>, Arc<SqsQueue>, Arc<dyn ArtifactStore>) {
     let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), &env.events_table));
     let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), &env.queue_url, &env.dlq_url));
-    let artifacts = Arc::new(S3Artifacts::new(
+    #[cfg(feature = "artifacts-s3")]
+    let artifacts: Arc<dyn ArtifactStore> = Arc::new(crate::s3::S3Artifacts::new(
         clients.s3.clone(),
         &env.artifacts_bucket,
         env.artifacts_kms_key.clone(),
     ));
+    #[cfg(not(feature = "artifacts-s3"))]
+    let artifacts: Arc<dyn ArtifactStore> = Arc::new(NoArtifacts);
     (store, queue, artifacts)
+}
+
+/// The artifact store of a build without S3 (the ingest function): only
+/// handlers store artifacts and the ingest runs none, so nothing calls it;
+/// were something to, it gets a plain "unavailable" naming why, never a
+/// silent success.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoArtifacts;
+
+#[async_trait::async_trait]
+impl ArtifactStore for NoArtifacts {
+    async fn put(&self, path: &str, _bytes: &[u8], _content_type: &str) -> Result<String, ArtifactError> {
+        Err(ArtifactError::Unavailable(format!(
+            "cannot store `{path}`: this function is built without S3 (feature `artifacts-s3`); artifacts are stored by the processor"
+        )))
+    }
 }
 
 /// Everything a function needs after a cold start.
@@ -139,6 +159,7 @@ pub fn build(
     extra: impl FnOnce(&mut HandlerRegistry, &HandlerDeps),
 ) -> Result<Runtime, AwsError> {
     let (store, queue, artifacts) = ports(env, &clients);
+    #[cfg(feature = "eventbridge")]
     let eventbridge = clients.eventbridge.clone();
     let used: Vec<String> = config
         .enabled_providers()
@@ -156,7 +177,10 @@ pub fn build(
         ))),
         |registry, deps| {
             // AWS-only handlers first, so `extra` may still replace one.
+            #[cfg(feature = "eventbridge")]
             crate::eventbridge::register(registry, &eventbridge, used.iter().map(String::as_str));
+            #[cfg(not(feature = "eventbridge"))]
+            crate::eventbridge::register_unlinked(registry, used.iter().map(String::as_str));
             extra(registry, deps);
         },
     )?;
@@ -191,4 +215,25 @@ pub async fn load_overlay(env: &AwsEnv, clients: &Clients) -> Result<Option<(Str
         source: e,
     })?;
     Ok(Some((source.to_string(), text)))
+}
+
+#[cfg(all(test, not(feature = "artifacts-s3")))]
+mod tests {
+    use super::*;
+
+    /// The ingest's build has no S3: its artifact store refuses, saying why,
+    /// rather than pretending to have stored the file.
+    #[tokio::test]
+    async fn without_s3_the_artifact_store_refuses_and_names_why() {
+        let err = NoArtifacts
+            .put("gigstack/inv_1.pdf", b"%PDF", "application/pdf")
+            .await
+            .expect_err("refused");
+        assert!(matches!(err, ArtifactError::Unavailable(_)), "{err}");
+        let text = err.to_string();
+        assert!(
+            text.contains("gigstack/inv_1.pdf") && text.contains("artifacts-s3"),
+            "{text}"
+        );
+    }
 }

@@ -9,12 +9,22 @@
 //! entry refused by validation (a payload over the 256 KiB entry limit, a
 //! detail that is not a JSON object) or a 4xx (no such bus, no permission)
 //! fails for good.
+//!
+//! Only a build with feature `eventbridge` (the processor) links the client;
+//! the ingest registers the same names with [`register_unlinked`], since it
+//! builds the same app from the same config but never runs a handler.
 
+#[cfg(feature = "eventbridge")]
 use aws_sdk_eventbridge::config::http::HttpResponse;
+#[cfg(feature = "eventbridge")]
 use aws_sdk_eventbridge::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+#[cfg(feature = "eventbridge")]
 use aws_sdk_eventbridge::operation::put_events::PutEventsError;
+#[cfg(feature = "eventbridge")]
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use serde_json::{json, Value};
+#[cfg(feature = "eventbridge")]
+use serde_json::json;
+use serde_json::Value;
 use webhooks_core::event::Event;
 use webhooks_core::handlers::{Handler, HandlerError, HandlerRegistry};
 
@@ -22,11 +32,13 @@ use webhooks_core::handlers::{Handler, HandlerError, HandlerRegistry};
 pub const PREFIX: &str = "eventbridge:";
 
 /// Puts events on one bus.
+#[cfg(feature = "eventbridge")]
 pub struct PutOnBus {
     client: aws_sdk_eventbridge::Client,
     bus: String,
 }
 
+#[cfg(feature = "eventbridge")]
 impl PutOnBus {
     pub fn new(client: aws_sdk_eventbridge::Client, bus: &str) -> Self {
         Self {
@@ -39,18 +51,53 @@ impl PutOnBus {
 /// Registers a [`PutOnBus`] under every `eventbridge:BUS` name in `names`
 /// (the handler names the providers use). A name with an empty bus is left
 /// unregistered, so start-up refuses it as an unknown handler.
+#[cfg(feature = "eventbridge")]
 pub fn register<'a>(
     registry: &mut HandlerRegistry,
     client: &aws_sdk_eventbridge::Client,
     names: impl IntoIterator<Item = &'a str>,
 ) {
-    for name in names {
-        let Some(bus) = name.strip_prefix(PREFIX).filter(|b| !b.trim().is_empty()) else {
-            continue;
-        };
+    for (name, bus) in buses(names) {
         if !registry.contains(name) {
             registry.register(name, std::sync::Arc::new(PutOnBus::new(client.clone(), bus)));
         }
+    }
+}
+
+/// Registers, in a build without the EventBridge client (the ingest), a
+/// [`NotLinked`] handler under every `eventbridge:BUS` name, so the same
+/// config builds the same app (an unknown name would fail the cold start)
+/// although this function never runs a handler.
+pub fn register_unlinked<'a>(registry: &mut HandlerRegistry, names: impl IntoIterator<Item = &'a str>) {
+    for (name, bus) in buses(names) {
+        if !registry.contains(name) {
+            registry.register(name, std::sync::Arc::new(NotLinked { bus: bus.to_string() }));
+        }
+    }
+}
+
+/// The `eventbridge:BUS` names among `names`, with their bus; a name with an
+/// empty bus is not one.
+fn buses<'a>(names: impl IntoIterator<Item = &'a str>) -> impl Iterator<Item = (&'a str, &'a str)> {
+    names.into_iter().filter_map(|name| {
+        let bus = name.strip_prefix(PREFIX).filter(|b| !b.trim().is_empty())?;
+        Some((name, bus))
+    })
+}
+
+/// The stand-in for [`PutOnBus`] in a build without the client: fails for
+/// good, naming the bus and why, should anything ever run it.
+pub struct NotLinked {
+    bus: String,
+}
+
+#[async_trait::async_trait]
+impl Handler for NotLinked {
+    async fn handle(&self, _event: &Event) -> Result<Value, HandlerError> {
+        Err(HandlerError::Permanent(format!(
+            "EventBridge bus {}: this function is built without the EventBridge client (feature `eventbridge`); the processor runs these handlers",
+            self.bus
+        )))
     }
 }
 
@@ -102,6 +149,7 @@ pub fn classify_call(
     }
 }
 
+#[cfg(feature = "eventbridge")]
 fn classify_sdk(bus: &str, error: &SdkError<PutEventsError, HttpResponse>) -> HandlerError {
     let detail = DisplayErrorContext(error).to_string();
     match error {
@@ -115,6 +163,7 @@ fn classify_sdk(bus: &str, error: &SdkError<PutEventsError, HttpResponse>) -> Ha
     }
 }
 
+#[cfg(feature = "eventbridge")]
 #[async_trait::async_trait]
 impl Handler for PutOnBus {
     async fn handle(&self, event: &Event) -> Result<Value, HandlerError> {
@@ -168,6 +217,7 @@ mod tests {
         assert!(!classify_call("b", Some("AccessDeniedException"), Some(403), false, "x").is_retryable());
     }
 
+    #[cfg(feature = "eventbridge")]
     #[test]
     fn only_named_buses_are_registered() {
         let config = aws_sdk_eventbridge::Config::builder()
@@ -183,5 +233,27 @@ mod tests {
         assert!(registry.contains("eventbridge:orders"));
         assert!(!registry.contains("eventbridge:"));
         assert!(!registry.contains("forward:erp"));
+    }
+
+    /// Without the client the same names are registered (the config builds
+    /// the same app), and running one fails for good, saying why.
+    #[tokio::test]
+    async fn without_the_client_the_same_names_are_registered_and_refuse_to_run() {
+        let mut registry = HandlerRegistry::new();
+        register_unlinked(
+            &mut registry,
+            ["eventbridge:orders", "eventbridge:", "forward:erp", "x"],
+        );
+        assert!(registry.contains("eventbridge:orders"));
+        assert!(!registry.contains("eventbridge:"));
+        assert!(!registry.contains("forward:erp"));
+        let event = webhooks_testkit::fixtures::event("gigstack", "e1", "invoice.paid");
+        let handler = registry.get("eventbridge:orders").expect("registered");
+        let err = handler.handle(&event).await.expect_err("refuses");
+        assert!(!err.is_retryable(), "{err}");
+        assert!(
+            err.to_string().contains("orders") && err.to_string().contains("feature `eventbridge`"),
+            "{err}"
+        );
     }
 }

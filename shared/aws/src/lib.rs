@@ -10,8 +10,13 @@
 //! - [`eventbridge`]: the `eventbridge:BUS` handler (AWS only);
 //! - [`emf`]: CloudWatch metrics written to the log (Embedded Metric Format);
 //! - the adapters of the ports: [`dynamodb::DynamoStore`] (event store),
-//!   [`sqs::SqsQueue`] (queue and dead-letter queue), [`s3::S3Artifacts`],
+//!   [`sqs::SqsQueue`] (queue and dead-letter queue), `s3::S3Artifacts`
+//!   (feature `artifacts-s3`),
 //!   [`refusals::DynamoRefusals`] (the refused-delivery log, in the events table).
+//!
+//! Features `artifacts-s3` and `eventbridge` link the S3 and EventBridge
+//! clients: the processor turns them on, the ingest (which never runs a
+//! handler) does not, so its bootstrap carries two SDK clients fewer.
 //!
 //! Each adapter passes the same contract suite as the embedded one
 //! (`webhooks-testkit`), run against an AWS API emulator.
@@ -22,6 +27,7 @@ pub mod emf;
 pub mod env;
 pub mod eventbridge;
 pub mod refusals;
+#[cfg(feature = "artifacts-s3")]
 pub mod s3;
 pub mod sdk;
 pub mod secrets;

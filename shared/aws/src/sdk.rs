@@ -8,7 +8,9 @@ use crate::AwsError;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_smithy_http_client::tls;
 use std::time::Duration;
 
 /// Timeouts and retries for calls made while a provider waits for an answer:
@@ -26,11 +28,24 @@ pub fn resilience() -> (RetryConfig, TimeoutConfig) {
     (retry, timeout)
 }
 
+/// The HTTPS client of every SDK client: rustls with ring, the crypto
+/// provider reqwest already brings, rather than the SDK's default (rustls
+/// with aws-lc-rs), so a binary carries one crypto library, not two. The
+/// SDK loads the trusted roots when a client first uses it.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring))
+        .build_https()
+}
+
 /// SDK configuration from the environment (region, credentials of the
-/// function's role), with `endpoint_url` overriding every service endpoint.
+/// function's role), with `endpoint_url` overriding every service endpoint
+/// and [`https_client`] as the HTTP client (the workspace builds the SDK
+/// without a default one).
 pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
     let (retry, timeout) = resilience();
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .retry_config(retry)
         .timeout_config(timeout);
     if let Some(url) = endpoint_url {
@@ -44,28 +59,35 @@ pub async fn sdk_config(endpoint_url: Option<&str>) -> SdkConfig {
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// The handlers' artifacts (processor only: feature `artifacts-s3`).
+    #[cfg(feature = "artifacts-s3")]
     pub s3: aws_sdk_s3::Client,
     pub secrets_manager: aws_sdk_secretsmanager::Client,
     pub ssm: aws_sdk_ssm::Client,
-    /// For `eventbridge:BUS` handlers; built always (cheap: no connection
-    /// until the first put).
+    /// For `eventbridge:BUS` handlers (processor only: feature
+    /// `eventbridge`); cheap to build, no connection until the first put.
+    #[cfg(feature = "eventbridge")]
     pub eventbridge: aws_sdk_eventbridge::Client,
 }
 
 impl Clients {
-    /// Builds every client from one configuration. With an endpoint override
-    /// (an emulator), S3 uses path-style addressing.
+    /// Builds every client this build links from one configuration. With an
+    /// endpoint override (an emulator), S3 uses path-style addressing.
     pub fn new(config: &SdkConfig) -> Self {
-        let mut s3 = aws_sdk_s3::config::Builder::from(config);
-        if config.endpoint_url().is_some() {
-            s3 = s3.force_path_style(true);
-        }
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(config),
             sqs: aws_sdk_sqs::Client::new(config),
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            #[cfg(feature = "artifacts-s3")]
+            s3: {
+                let mut s3 = aws_sdk_s3::config::Builder::from(config);
+                if config.endpoint_url().is_some() {
+                    s3 = s3.force_path_style(true);
+                }
+                aws_sdk_s3::Client::from_conf(s3.build())
+            },
             secrets_manager: aws_sdk_secretsmanager::Client::new(config),
             ssm: aws_sdk_ssm::Client::new(config),
+            #[cfg(feature = "eventbridge")]
             eventbridge: aws_sdk_eventbridge::Client::new(config),
         }
     }

@@ -51,6 +51,7 @@ pub async fn sdk_config(endpoint_url: &str) -> SdkConfig {
         .build();
     let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "emulator");
     aws_config::defaults(BehaviorVersion::latest())
+        .http_client(webhooks_aws::sdk::https_client())
         .region(Region::new("us-east-1"))
         .endpoint_url(endpoint_url)
         .credentials_provider(credentials)

@@ -9,10 +9,12 @@
 
 use std::collections::HashMap;
 use webhooks_aws::dynamodb::DynamoStore;
+#[cfg(feature = "artifacts-s3")]
 use webhooks_aws::s3::S3Artifacts;
 use webhooks_aws::sqs::SqsQueue;
 use webhooks_aws::{AwsEnv, CachedSecrets, Clients};
 use webhooks_core::event::{Event, EventState};
+#[cfg(feature = "artifacts-s3")]
 use webhooks_core::ports::artifacts::ArtifactStore;
 use webhooks_core::ports::queue::Queue;
 use webhooks_core::ports::store::{Claim, ClaimOutcome, EventStore};
@@ -225,6 +227,7 @@ async fn sqs_queue_send_fails_when_the_queue_is_gone() {
     );
 }
 
+#[cfg(feature = "artifacts-s3")]
 #[tokio::test]
 async fn s3_artifacts_are_encrypted_and_confined() {
     let Some(c) = emulator("s3_artifacts_are_encrypted_and_confined").await else {
@@ -516,6 +519,7 @@ async fn a_secret_unavailable_at_cold_start_answers_503_until_it_can_be_fetched(
 }
 
 /// An event as the processor hands it to a handler.
+#[cfg(feature = "eventbridge")]
 fn paid_event(id: &str) -> Event {
     Event {
         payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}","data":{{"total":10.5}}}}"#)),
@@ -523,6 +527,7 @@ fn paid_event(id: &str) -> Event {
     }
 }
 
+#[cfg(feature = "eventbridge")]
 #[tokio::test]
 async fn eventbridge_handler_puts_the_event_on_the_bus() {
     use webhooks_aws::eventbridge::PutOnBus;

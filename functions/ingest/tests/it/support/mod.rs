@@ -40,13 +40,8 @@ impl Stack {
             .await
             .expect("create queues");
         let bucket = format!("{name}-artifacts");
-        clients
-            .s3
-            .create_bucket()
-            .bucket(&bucket)
-            .send()
-            .await
-            .expect("create bucket");
+        // The including module's own: the processor's build has S3, the ingest's not.
+        super::create_artifacts_bucket(&clients, &bucket).await;
         let env = AwsEnv {
             events_table: table,
             queue_url,
