@@ -9,13 +9,6 @@ mod binary;
 #[path = "../../../ingest/tests/it/support/mod.rs"]
 mod support;
 
-/// The bucket the processor's handlers store artifacts in.
-pub async fn create_artifacts_bucket(clients: &webhooks_aws::Clients, bucket: &str) {
-    clients
-        .s3
-        .create_bucket()
-        .bucket(bucket)
-        .send()
-        .await
-        .expect("create bucket");
-}
+#[path = "artifacts.rs"]
+mod artifacts;
+pub use artifacts::create_artifacts_bucket;
