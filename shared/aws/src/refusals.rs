@@ -4,7 +4,7 @@
 //! first by a Query on the `by_state` index, dropped by TTL after the
 //! retention, trimmed to the per-provider bound as they are written.
 
-use crate::dynamodb::{get_s, n, s, Item, STATE_INDEX};
+use crate::dynamodb::{get_s, n, query_items, s, Item, STATE_INDEX};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::Client;
@@ -72,23 +72,7 @@ impl DynamoRefusals {
             request = request.expression_attribute_values(":provider", s(provider));
         }
         request = request.filter_expression(filter);
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = request
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(refusal_unavailable)?;
-            items.extend(out.items().iter().cloned());
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() && items.len() < limit => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        items.truncate(limit);
-        Ok(items)
+        query_items(request, limit).await.map_err(refusal_unavailable)
     }
 
     /// Deletes `provider`'s items beyond the bound.

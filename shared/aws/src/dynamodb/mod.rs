@@ -34,25 +34,25 @@
 //! The attempt history is one string attribute, `history` (a JSON array of
 //! at most `HISTORY_LIMIT` small entries), written whole by `settle`.
 
+mod item;
+
 pub use crate::refusals::{DynamoRefusals, REFUSED_STATE};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{ReturnValue, ReturnValuesOnConditionCheckFailure};
 use aws_sdk_dynamodb::Client;
 use futures::StreamExt;
+use item::record;
+pub(crate) use item::{get_s, n, s, Item};
 use std::collections::HashMap;
 use tracing::debug;
-use webhooks_core::event::{
-    bound_history, history_from_json, history_to_json, Event, EventKey, EventRecord, EventState,
-};
+use webhooks_core::event::{bound_history, history_to_json, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
     Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
 };
-
-pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// DynamoDB's item size limit.
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -69,6 +69,29 @@ pub struct DynamoStore {
     client: Client,
     table: String,
     payload_budget: usize,
+}
+
+/// Up to `limit` items of a Query, page after page (DynamoDB answers at most
+/// 1 MB a request, before its filter), in the order the Query gives them.
+pub(crate) async fn query_items(
+    request: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    limit: usize,
+) -> Result<
+    Vec<Item>,
+    SdkError<aws_sdk_dynamodb::operation::query::QueryError, aws_sdk_dynamodb::config::http::HttpResponse>,
+> {
+    let mut items = Vec::new();
+    let mut start: Option<Item> = None;
+    loop {
+        let out = request.clone().set_exclusive_start_key(start.take()).send().await?;
+        items.extend(out.items().iter().cloned());
+        match out.last_evaluated_key() {
+            Some(k) if !k.is_empty() && items.len() < limit => start = Some(k.clone()),
+            _ => break,
+        }
+    }
+    items.truncate(limit);
+    Ok(items)
 }
 
 /// The global secondary index the listing reads: partition key `state`,
@@ -126,29 +149,11 @@ impl DynamoStore {
         if !conditions.is_empty() {
             request = request.filter_expression(conditions.join(" AND "));
         }
-        let mut records = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = request
-                .clone()
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(unavailable)?;
-            for item in out.items() {
-                records.push(record(item)?);
-            }
-            match out.last_evaluated_key() {
-                Some(k) if !k.is_empty() && records.len() < limit => start = Some(k.clone()),
-                _ => break,
-            }
-        }
-        records.truncate(limit);
-        Ok(records)
+        let items = query_items(request, limit).await.map_err(unavailable)?;
+        items.iter().map(record).collect()
     }
 
-    /// The new item for `event` in `state`. The payload is included when it
-    /// fits the budget.
+    /// The new item for `event` in `state`, within this store's payload budget.
     fn new_item(
         &self,
         event: &Event,
@@ -158,41 +163,7 @@ impl DynamoStore {
         lease_until: Option<i64>,
         ttl_secs: i64,
     ) -> Item {
-        let mut item = Item::new();
-        item.insert("pk".into(), s(event.pk()));
-        item.insert("provider".into(), s(&event.provider));
-        item.insert("event_id".into(), s(&event.id));
-        item.insert("event_type".into(), s(&event.event_type));
-        item.insert("state".into(), s(state.as_str()));
-        item.insert("attempts".into(), n(attempts));
-        item.insert("received_at".into(), n(now));
-        item.insert("updated_at".into(), n(now));
-        if let Some(until) = lease_until {
-            item.insert("lease_until".into(), n(until));
-        }
-        item.insert("expires_at".into(), n(now + ttl_secs));
-        item.insert("results".into(), s("{}"));
-        let payload = event.payload.as_str();
-        let original_bytes = event.original.as_ref().map_or(0, |o| {
-            "original_type".len() + o.content_type.len() + "original_body".len() + o.body.len()
-        });
-        if item_size(&item) + "payload".len() + payload.len() + original_bytes <= self.payload_budget {
-            item.insert("payload".into(), s(payload));
-            item.insert("payload_omitted".into(), AttributeValue::Bool(false));
-            // Never one without the other: a replay must not forward the
-            // JSON rendering of a form body as if the sender had sent it.
-            if let Some(original) = &event.original {
-                item.insert("original_type".into(), s(&original.content_type));
-                item.insert(
-                    "original_body".into(),
-                    AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(original.body.to_vec())),
-                );
-            }
-        } else {
-            debug!(event_id = %event.id, bytes = payload.len(), "payload too large for the record; omitted");
-            item.insert("payload_omitted".into(), AttributeValue::Bool(true));
-        }
-        item
+        item::new_item(event, state, attempts, now, lease_until, ttl_secs, self.payload_budget)
     }
 
     /// Lowers the payload budget (tests of the omitted-payload path).
@@ -259,31 +230,6 @@ impl DynamoStore {
     }
 }
 
-pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-pub(crate) fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-/// DynamoDB's size of an item: attribute names plus values (numbers counted
-/// generously).
-fn item_size(item: &Item) -> usize {
-    item.iter()
-        .map(|(k, v)| {
-            k.len()
-                + match v {
-                    AttributeValue::S(x) => x.len(),
-                    AttributeValue::N(x) => x.len() / 2 + 2,
-                    AttributeValue::B(x) => x.as_ref().len(),
-                    AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
-                    _ => 64,
-                }
-        })
-        .sum()
-}
-
 fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
@@ -319,61 +265,6 @@ fn delete_condition_failed<R>(e: &SdkError<DeleteItemError, R>) -> bool {
         e.as_service_error(),
         Some(DeleteItemError::ConditionalCheckFailedException(_))
     )
-}
-
-pub(crate) fn get_s<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
-    match item.get(name) {
-        Some(AttributeValue::S(v)) => Some(v.as_str()),
-        _ => None,
-    }
-}
-
-fn get_n(item: &Item, name: &str) -> Result<Option<i64>, StoreError> {
-    match item.get(name) {
-        None | Some(AttributeValue::Null(_)) => Ok(None),
-        Some(AttributeValue::N(v)) => v
-            .parse::<i64>()
-            .map(Some)
-            .map_err(|_| StoreError::Corrupt(format!("{name} = {v} is not an integer"))),
-        Some(_) => Err(StoreError::Corrupt(format!("{name} is not a number"))),
-    }
-}
-
-fn required_s(item: &Item, name: &str) -> Result<String, StoreError> {
-    get_s(item, name)
-        .map(str::to_string)
-        .ok_or_else(|| StoreError::Corrupt(format!("record has no {name}")))
-}
-
-/// An item as a record.
-fn record(item: &Item) -> Result<EventRecord, StoreError> {
-    let state = required_s(item, "state")?;
-    Ok(EventRecord {
-        provider: required_s(item, "provider")?,
-        event_id: required_s(item, "event_id")?,
-        event_type: required_s(item, "event_type")?,
-        state: EventState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown state {state}")))?,
-        attempts: get_n(item, "attempts")?.unwrap_or(0).max(0) as u32,
-        last_error: get_s(item, "last_error").map(str::to_string),
-        received_at: get_n(item, "received_at")?.unwrap_or(0),
-        updated_at: get_n(item, "updated_at")?.unwrap_or(0),
-        lease_until: get_n(item, "lease_until")?,
-        expires_at: get_n(item, "expires_at")?.unwrap_or(0),
-        payload: get_s(item, "payload").map(webhooks_core::payload::Payload::from),
-        payload_omitted: matches!(item.get("payload_omitted"), Some(AttributeValue::Bool(true))),
-        original: match (get_s(item, "original_type"), item.get("original_body")) {
-            (Some(content_type), Some(AttributeValue::B(body))) => Some(webhooks_core::payload::OriginalBody {
-                content_type: content_type.to_string(),
-                body: body.as_ref().to_vec().into(),
-            }),
-            _ => None,
-        },
-        results: get_s(item, "results")
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or_default(),
-        history: get_s(item, "history").map(history_from_json).unwrap_or_default(),
-        next_attempt_at: get_n(item, "next_attempt_at")?,
-    })
 }
 
 #[async_trait]
@@ -678,6 +569,7 @@ impl EventStore for DynamoStore {
 
 #[cfg(test)]
 mod tests {
+    use super::item::item_size;
     use super::*;
 
     #[test]
