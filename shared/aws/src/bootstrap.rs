@@ -1,8 +1,9 @@
-//! The Lambda functions' cold start, in order: SDK clients, the first
-//! connections and the config overlay (concurrently), every secret the
-//! config names fetched once, then the app over the DynamoDB / SQS / S3
-//! adapters through [`App::build`], the same wiring as the local command,
-//! plus the AWS-only `eventbridge:BUS` handlers the config names.
+//! The Lambda functions' cold start, in order: SDK clients; then, at the
+//! same time, the first connections and the config overlay followed by
+//! every secret the config names (fetched once, concurrently); then the
+//! app over the DynamoDB / SQS / S3 adapters through [`App::build`], the
+//! same wiring as the local command, plus the AWS-only `eventbridge:BUS`
+//! handlers the config names.
 //! No verification, claiming or dispatch logic lives here.
 
 use crate::dynamodb::DynamoRefusals;
@@ -95,14 +96,22 @@ pub async fn cold_start_with(
     extra: impl FnOnce(&mut HandlerRegistry, &HandlerDeps),
 ) -> Result<Runtime, AwsError> {
     let clients = Clients::new(sdk);
-    // The config text may itself live in SSM / Secrets Manager.
-    let (overlay, warm) = tokio::join!(load_overlay(env, &clients), clients.warm_up(env));
+    // The first connections to the table and the queue are made beside the
+    // config and its secrets, not before them: a cold start costs the
+    // longer of the two paths instead of their sum. The secrets come after
+    // the overlay because the overlay names some (and may itself live in
+    // SSM / Secrets Manager).
+    let config_and_secrets = async {
+        let overlay = load_overlay(env, &clients).await?;
+        let mut texts = vec![DEFAULT_TOML.to_string()];
+        texts.extend(overlay.as_ref().map(|(_, t)| t.clone()));
+        let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
+        Ok::<_, AwsError>((overlay, texts, secrets))
+    };
+    let (warm, loaded) = tokio::join!(clients.warm_up(env), config_and_secrets);
     warm?;
-    let overlay = overlay?;
+    let (overlay, texts, secrets) = loaded?;
     let config = AppConfig::from_overlay(overlay.as_ref().map(|(o, t)| (o.as_str(), t.as_str())))?;
-    let mut texts = vec![DEFAULT_TOML.to_string()];
-    texts.extend(overlay.map(|(_, t)| t));
-    let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
     let runtime = build(env, clients, &config, &secrets, extra)?;
     if metrics::set_global_recorder(runtime.metrics.clone()).is_err() {
         warn!("a metrics recorder was already installed; CloudWatch metrics stay with it");

@@ -1,6 +1,7 @@
 //! Secrets on AWS: every `secretsmanager:` / `ssm:` reference a
-//! configuration can reach is fetched once at cold start, concurrently (one
-//! request per secret, however many JSON keys are read from it), into a cache
+//! configuration can reach is fetched once at cold start, concurrently (the
+//! Secrets Manager secrets in one batch request, each parameter in one
+//! request, however many JSON keys are read from a secret), into a cache
 //! that resolves them for the rest of the container's life. Values are never
 //! logged; errors carry the service's error code and the reference's name.
 
@@ -78,11 +79,7 @@ impl CachedSecrets {
         let refs = aws_references(toml_texts, &env);
         // One request per secret, however many JSON keys are read from it.
         let sources: BTreeSet<&str> = refs.iter().map(|r| split_key(r).0).collect();
-        let fetches = sources
-            .into_iter()
-            .map(|src| async move { (src, fetch_raw(clients, src).await) });
-        let raw: HashMap<&str, Result<Secret, SecretError>> =
-            futures::future::join_all(fetches).await.into_iter().collect();
+        let raw = fetch_sources(clients, sources).await;
         let fetched: HashMap<String, Result<Secret, SecretError>> = refs
             .iter()
             .map(|r| {
@@ -179,6 +176,122 @@ fn select_key(reference: &str, raw: Result<Secret, SecretError>, key: Option<&st
         Some(v) if !v.is_null() => Ok(Secret::new(v.to_string().into_bytes())),
         _ => Err(source(format!("has no key `{key}`"))),
     }
+}
+
+/// Reads every source at once: the Secrets Manager secrets in one
+/// `BatchGetSecretValue` per 20 (a cold start pays one round trip, and one
+/// connection, for all of them instead of one each), everything else, and
+/// any secret the batch did not answer for, one request each, all
+/// concurrently. A refused batch (an older role without
+/// `secretsmanager:BatchGetSecretValue`) falls back to one request each.
+async fn fetch_sources<'a>(
+    clients: &Clients,
+    sources: BTreeSet<&'a str>,
+) -> HashMap<&'a str, Result<Secret, SecretError>> {
+    let (batchable, single): (Vec<&str>, Vec<&str>) = sources
+        .into_iter()
+        .partition(|s| matches!(SecretRef::parse(s), Ok(SecretRef::SecretsManager { key: None, .. })));
+    let batches = if batchable.len() < 2 {
+        Vec::new()
+    } else {
+        batchable.chunks(BATCH_MAX).map(|c| c.to_vec()).collect()
+    };
+    let single: Vec<&str> = if batches.is_empty() {
+        single.into_iter().chain(batchable).collect()
+    } else {
+        single
+    };
+    let batched = futures::future::join_all(batches.into_iter().map(|ids| batch_get(clients, ids)));
+    let singles = futures::future::join_all(
+        single
+            .into_iter()
+            .map(|src| async move { (src, fetch_raw(clients, src).await) }),
+    );
+    let (batched, singles) = futures::join!(batched, singles);
+    let mut out: HashMap<&str, Result<Secret, SecretError>> = singles.into_iter().collect();
+    let mut leftover = Vec::new();
+    for (answered, unanswered) in batched {
+        out.extend(answered);
+        leftover.extend(unanswered);
+    }
+    let retried = futures::future::join_all(
+        leftover
+            .into_iter()
+            .map(|src| async move { (src, fetch_raw(clients, src).await) }),
+    )
+    .await;
+    out.extend(retried);
+    out
+}
+
+/// `BatchGetSecretValue` takes at most 20 secret ids.
+const BATCH_MAX: usize = 20;
+
+/// A batch's outcome: each answered reference with its value or error, and
+/// the references it left unanswered.
+type Batched<'a> = (Vec<(&'a str, Result<Secret, SecretError>)>, Vec<&'a str>);
+
+/// One `BatchGetSecretValue` for `references` (`secretsmanager:NAME`):
+/// what it answered, and the references to fetch one by one (all of them
+/// when the call itself failed).
+async fn batch_get<'a>(clients: &Clients, references: Vec<&'a str>) -> Batched<'a> {
+    let ids: Vec<String> = references.iter().map(|r| secret_id(r).to_string()).collect();
+    match clients
+        .secrets_manager
+        .batch_get_secret_value()
+        .set_secret_id_list(Some(ids))
+        .send()
+        .await
+    {
+        Ok(out) => match_batch(references, &out),
+        Err(e) => {
+            info!(reason = %secrets_manager_error(&e), "BatchGetSecretValue refused; fetching the secrets one by one");
+            (Vec::new(), references)
+        }
+    }
+}
+
+/// The secret id in `secretsmanager:ID`.
+fn secret_id(reference: &str) -> &str {
+    reference.strip_prefix("secretsmanager:").unwrap_or(reference)
+}
+
+/// Pairs a batch's answers with the references asked for: a value whose
+/// name or ARN is the id asked for, or an error naming that id. A reference
+/// the answer does not mention (a partial ARN, say) is left over, to be
+/// fetched alone rather than reported missing.
+fn match_batch<'a>(
+    references: Vec<&'a str>,
+    out: &aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput,
+) -> Batched<'a> {
+    let mut answered = Vec::new();
+    let mut leftover = Vec::new();
+    for reference in references {
+        let id = secret_id(reference);
+        let source = |reason: String| SecretError::Source {
+            name: reference.to_string(),
+            reason,
+        };
+        let value = out
+            .secret_values()
+            .iter()
+            .find(|v| v.name() == Some(id) || v.arn() == Some(id));
+        let error = out.errors().iter().find(|e| e.secret_id() == Some(id));
+        let result = match (value, error) {
+            (Some(v), _) => match (v.secret_string(), v.secret_binary()) {
+                (Some(s), _) => Ok(Secret::new(s.as_bytes().to_vec())),
+                (None, Some(b)) => Ok(Secret::new(b.as_ref().to_vec())),
+                (None, None) => Err(source("has no value".into())),
+            },
+            (None, Some(e)) => Err(source(code_and_message(e.error_code(), e.message()))),
+            (None, None) => {
+                leftover.push(reference);
+                continue;
+            }
+        };
+        answered.push((reference, result));
+    }
+    (answered, leftover)
 }
 
 /// Reads a whole secret (`secretsmanager:NAME`) or parameter (`ssm:NAME`).
@@ -285,6 +398,50 @@ mod tests {
                 "ssm:/p/q"
             ]
         );
+    }
+
+    /// A batch's answer is matched to the references by name or ARN; an
+    /// error names its id; what the answer does not mention is fetched
+    /// alone, not reported missing.
+    #[test]
+    fn a_batch_answer_is_matched_by_name_or_arn_and_the_rest_left_over() {
+        use aws_sdk_secretsmanager::operation::batch_get_secret_value::BatchGetSecretValueOutput;
+        use aws_sdk_secretsmanager::types::{ApiErrorType, SecretValueEntry};
+        let arn = "arn:aws:secretsmanager:us-east-1:1:secret:b-AbCdEf";
+        let out = BatchGetSecretValueOutput::builder()
+            .secret_values(SecretValueEntry::builder().name("a").secret_string("va").build())
+            .secret_values(
+                SecretValueEntry::builder()
+                    .name("b")
+                    .arn(arn)
+                    .secret_string("vb")
+                    .build(),
+            )
+            .errors(
+                ApiErrorType::builder()
+                    .secret_id("gone")
+                    .error_code("ResourceNotFoundException")
+                    .message("Secrets Manager can't find the specified secret.")
+                    .build(),
+            )
+            .build();
+        let by_arn = format!("secretsmanager:{arn}");
+        let asked = vec![
+            "secretsmanager:a",
+            by_arn.as_str(),
+            "secretsmanager:gone",
+            "secretsmanager:b-partial",
+        ];
+        let (answered, leftover) = match_batch(asked, &out);
+        let answered: HashMap<&str, Result<Secret, SecretError>> = answered.into_iter().collect();
+        assert_eq!(answered["secretsmanager:a"].as_ref().expect("a").expose(), b"va");
+        assert_eq!(answered[by_arn.as_str()].as_ref().expect("b by ARN").expose(), b"vb");
+        let gone = answered["secretsmanager:gone"].as_ref().expect_err("gone");
+        assert!(
+            gone.to_string().contains("secretsmanager:gone") && gone.to_string().contains("ResourceNotFoundException"),
+            "{gone}"
+        );
+        assert_eq!(leftover, ["secretsmanager:b-partial"]);
     }
 
     #[test]
