@@ -108,9 +108,9 @@ pub async fn cold_start_with(
         let secrets = CachedSecrets::prefetch(&clients, &texts, |n| std::env::var(n).ok()).await;
         Ok::<_, AwsError>((overlay, texts, secrets))
     };
-    let (warm, loaded) = tokio::join!(clients.warm_up(env), config_and_secrets);
-    warm?;
-    let (overlay, texts, secrets) = loaded?;
+    // The first failure ends both: a table that cannot be reached is
+    // reported without waiting for, or logging about, the secrets.
+    let ((), (overlay, texts, secrets)) = tokio::try_join!(clients.warm_up(env), config_and_secrets)?;
     let config = AppConfig::from_overlay(overlay.as_ref().map(|(o, t)| (o.as_str(), t.as_str())))?;
     let runtime = build(env, clients, &config, &secrets, extra)?;
     if metrics::set_global_recorder(runtime.metrics.clone()).is_err() {

@@ -1,7 +1,7 @@
 //! Secrets on AWS: every `secretsmanager:` / `ssm:` reference a
 //! configuration can reach is fetched once at cold start, concurrently (the
-//! Secrets Manager secrets in one batch request, each parameter in one
-//! request, however many JSON keys are read from a secret), into a cache
+//! Secrets Manager secrets in one batch request per 20, each parameter in
+//! one request, however many JSON keys are read from a secret), into a cache
 //! that resolves them for the rest of the container's life. Values are never
 //! logged; errors carry the service's error code and the reference's name.
 
@@ -77,7 +77,7 @@ impl CachedSecrets {
         env: impl Fn(&str) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
         let refs = aws_references(toml_texts, &env);
-        // One request per secret, however many JSON keys are read from it.
+        // Each secret fetched once, however many JSON keys are read from it.
         let sources: BTreeSet<&str> = refs.iter().map(|r| split_key(r).0).collect();
         let raw = fetch_sources(clients, sources).await;
         let fetched: HashMap<String, Result<Secret, SecretError>> = refs
@@ -182,8 +182,10 @@ fn select_key(reference: &str, raw: Result<Secret, SecretError>, key: Option<&st
 /// `BatchGetSecretValue` per 20 (a cold start pays one round trip, and one
 /// connection, for all of them instead of one each), everything else, and
 /// any secret the batch did not answer for, one request each, all
-/// concurrently. A refused batch (an older role without
-/// `secretsmanager:BatchGetSecretValue`) falls back to one request each.
+/// concurrently (a lone Secrets Manager secret is one `GetSecretValue`). A
+/// batch the service refuses (an older role without
+/// `secretsmanager:BatchGetSecretValue`) falls back to one request each; a
+/// batch without an answer fails its secrets.
 async fn fetch_sources<'a>(
     clients: &Clients,
     sources: BTreeSet<&'a str>,
@@ -244,9 +246,29 @@ async fn batch_get<'a>(clients: &Clients, references: Vec<&'a str>) -> Batched<'
         .await
     {
         Ok(out) => match_batch(references, &out),
-        Err(e) => {
+        // The service answered and refused the batch (an older role
+        // without the permission): the secrets may still be readable one
+        // by one.
+        Err(e) if e.as_service_error().is_some() => {
             info!(reason = %secrets_manager_error(&e), "BatchGetSecretValue refused; fetching the secrets one by one");
             (Vec::new(), references)
+        }
+        // No answer (a timeout, a connection refused): one request each
+        // would only wait as long again, past the cold start's limit; each
+        // secret is reported unavailable, and fetched again with backoff.
+        Err(e) => {
+            let reason = secrets_manager_error(&e);
+            let failed = references
+                .into_iter()
+                .map(|r| {
+                    let error = SecretError::Source {
+                        name: r.to_string(),
+                        reason: reason.clone(),
+                    };
+                    (r, Err(error))
+                })
+                .collect();
+            (failed, Vec::new())
         }
     }
 }

@@ -677,3 +677,40 @@ async fn the_cold_start_registers_every_eventbridge_bus_the_config_names() {
         .expect("refused");
     assert!(err.to_string().contains("eventbridge:"), "{err}");
 }
+
+/// Secrets Manager not answering (every connection closed before a
+/// response): the batch's secrets are each reported unavailable, naming the
+/// reference, and not asked for again one by one, which would only wait as
+/// long again. The connections counted are the batch's own attempts.
+#[tokio::test]
+async fn a_batch_without_an_answer_reports_each_secret_unavailable() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let c = Clients::new(&webhooks_testkit_aws::sdk_config(&endpoint).await);
+    let overlay = r#"
+        [handlers]
+        gigstack_api_key = "secretsmanager:webhooks/one"
+        notify_url = "secretsmanager:webhooks/two"
+    "#;
+    let texts = vec![overlay.to_string()];
+    let cache = CachedSecrets::prefetch(&c, &texts, |_| None).await;
+    assert_eq!(cache.len(), 2, "{cache:?}");
+    for reference in ["secretsmanager:webhooks/one", "secretsmanager:webhooks/two"] {
+        let err = cache.resolve(reference).expect_err("no answer");
+        assert!(matches!(err, SecretError::Source { .. }), "{err:?}");
+        assert!(err.to_string().contains(reference), "{err}");
+    }
+    let attempts = connections.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        (1..=3).contains(&attempts),
+        "one batch request (at most 3 attempts), no single fetches after it: {attempts} connections"
+    );
+}
