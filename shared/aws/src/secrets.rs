@@ -190,40 +190,32 @@ async fn fetch_sources<'a>(
     clients: &Clients,
     sources: BTreeSet<&'a str>,
 ) -> HashMap<&'a str, Result<Secret, SecretError>> {
-    let (batchable, single): (Vec<&str>, Vec<&str>) = sources
+    let (mut batchable, mut single): (Vec<&str>, Vec<&str>) = sources
         .into_iter()
         .partition(|s| matches!(SecretRef::parse(s), Ok(SecretRef::SecretsManager { key: None, .. })));
-    let batches = if batchable.len() < 2 {
-        Vec::new()
-    } else {
-        batchable.chunks(BATCH_MAX).map(|c| c.to_vec()).collect()
-    };
-    let single: Vec<&str> = if batches.is_empty() {
-        single.into_iter().chain(batchable).collect()
-    } else {
-        single
-    };
-    let batched = futures::future::join_all(batches.into_iter().map(|ids| batch_get(clients, ids)));
-    let singles = futures::future::join_all(
-        single
-            .into_iter()
-            .map(|src| async move { (src, fetch_raw(clients, src).await) }),
-    );
-    let (batched, singles) = futures::join!(batched, singles);
+    if batchable.len() < 2 {
+        single.append(&mut batchable);
+    }
+    let batched = futures::future::join_all(batchable.chunks(BATCH_MAX).map(|ids| batch_get(clients, ids.to_vec())));
+    let (batched, singles) = futures::join!(batched, fetch_each(clients, single));
     let mut out: HashMap<&str, Result<Secret, SecretError>> = singles.into_iter().collect();
     let mut leftover = Vec::new();
     for (answered, unanswered) in batched {
         out.extend(answered);
         leftover.extend(unanswered);
     }
-    let retried = futures::future::join_all(
-        leftover
+    out.extend(fetch_each(clients, leftover).await);
+    out
+}
+
+/// One request per source, all at once.
+async fn fetch_each<'a>(clients: &Clients, sources: Vec<&'a str>) -> Vec<(&'a str, Result<Secret, SecretError>)> {
+    futures::future::join_all(
+        sources
             .into_iter()
             .map(|src| async move { (src, fetch_raw(clients, src).await) }),
     )
-    .await;
-    out.extend(retried);
-    out
+    .await
 }
 
 /// `BatchGetSecretValue` takes at most 20 secret ids.
