@@ -166,6 +166,26 @@ impl DynamoStore {
         item::new_item(event, state, attempts, now, lease_until, ttl_secs, self.payload_budget)
     }
 
+    /// Deletes the record only while it is in `state`: whether it was (a
+    /// record in another state, or none, is left as it is).
+    async fn delete_in_state(&self, key: &EventKey, state: EventState) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :state")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":state", s(state.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if delete_condition_failed(&e) => Ok(false),
+            Err(e) => Err(unavailable(e)),
+        }
+    }
+
     /// Lowers the payload budget (tests of the omitted-payload path).
     pub fn with_payload_budget(mut self, bytes: usize) -> Self {
         self.payload_budget = bytes;
@@ -331,39 +351,12 @@ impl EventStore for DynamoStore {
     }
 
     async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .condition_expression("#state = :received")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":received", s(EventState::Received.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if delete_condition_failed(&e) => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
+        // Already past RECEIVED: nothing to release.
+        self.delete_in_state(key, EventState::Received).await.map(|_| ())
     }
 
     async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .condition_expression("#state = :failed")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":failed", s(EventState::Failed.as_str()))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if delete_condition_failed(&e) => Ok(false),
-            Err(e) => Err(unavailable(e)),
-        }
+        self.delete_in_state(key, EventState::Failed).await
     }
 
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
