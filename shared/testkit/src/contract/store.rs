@@ -33,19 +33,9 @@ pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
 /// is kept on the record and rebuilt into the event a replay queues, so
 /// a replayed forward still sends what the sender signed. An event
 /// without one reads back without one.
-async fn original_body_survives_to_a_replay(store: &dyn EventStore, p: &str) {
-    let original = OriginalBody {
-        content_type: "application/x-www-form-urlencoded; charset=utf-8".into(),
-        body: bytes::Bytes::from_static(b"MessageSid=SM1&Body=caf%C3%A9&raw=\xff\x00"),
-    };
-    let ev = Event {
-        original: Some(original.clone()),
-        ..event(&format!("{p}-prov"), "form-1", "a.b")
-    };
-    store.claim(claim(&ev, 100)).await.expect("claim");
-    let rec = store.get(&ev.key()).await.expect("get").expect("recorded");
-    assert_eq!(rec.original.as_ref(), Some(&original), "the original body is stored");
-    store.lease(&ev, 100, 60, 1000).await.expect("lease");
+/// Settles `ev` FAILED (permanently, at 101) and requeues it at 102, as a
+/// replay does: the requeued record.
+async fn fail_and_requeue(store: &dyn EventStore, ev: &Event) -> EventRecord {
     store
         .settle(
             &ev.key(),
@@ -63,6 +53,23 @@ async fn original_body_survives_to_a_replay(store: &dyn EventStore, p: &str) {
     let Requeue::Requeued(rec) = store.requeue(&ev.key(), 102).await.expect("requeue") else {
         panic!("a FAILED record is requeued");
     };
+    rec
+}
+
+async fn original_body_survives_to_a_replay(store: &dyn EventStore, p: &str) {
+    let original = OriginalBody {
+        content_type: "application/x-www-form-urlencoded; charset=utf-8".into(),
+        body: bytes::Bytes::from_static(b"MessageSid=SM1&Body=caf%C3%A9&raw=\xff\x00"),
+    };
+    let ev = Event {
+        original: Some(original.clone()),
+        ..event(&format!("{p}-prov"), "form-1", "a.b")
+    };
+    store.claim(claim(&ev, 100)).await.expect("claim");
+    let rec = store.get(&ev.key()).await.expect("get").expect("recorded");
+    assert_eq!(rec.original.as_ref(), Some(&original), "the original body is stored");
+    store.lease(&ev, 100, 60, 1000).await.expect("lease");
+    let rec = fail_and_requeue(store, &ev).await;
     let replayed = rec.to_event().expect("rebuilt");
     assert_eq!(replayed.original, Some(original), "a replay rebuilds it");
     assert_eq!(replayed.payload, ev.payload);
@@ -257,23 +264,7 @@ async fn requeue_resets_attempts(store: &dyn EventStore, p: &str) {
         Requeue::Busy { until: 160 },
         "a live processing lease is never reset under its holder"
     );
-    store
-        .settle(
-            &ev.key(),
-            Settlement {
-                state: EventState::Failed,
-                error: Some("permanent".into()),
-                results: serde_json::Map::new(),
-                history: Vec::new(),
-                next_attempt_at: None,
-                now: 101,
-            },
-        )
-        .await
-        .expect("settle");
-    let Requeue::Requeued(rec) = store.requeue(&ev.key(), 102).await.expect("requeue") else {
-        panic!("a FAILED record is requeued");
-    };
+    let rec = fail_and_requeue(store, &ev).await;
     assert_eq!(rec.state, EventState::Queued);
     assert_eq!(rec.attempts, 0);
     assert!(rec.to_event().is_some(), "a requeued record rebuilds its envelope");
