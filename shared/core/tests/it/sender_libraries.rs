@@ -96,13 +96,8 @@ handlers = { "*" = ["test.effect"] }
 "#;
     let h = Harness::with_overlay_and_secrets(overlay, secrets().with("DISCORD_TEST_PUBLIC_KEY", key));
     let headers = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", ts.as_str())];
-    let (status, _, text) = h.call(post("/webhooks/discord", body, &headers)).await;
-    assert_eq!(status.as_u16(), 200, "{text}");
-    assert!(h.record("discord", "1200000000000000001").await.is_some(), "stored");
-
     let tampered = body.replace("ping", "pong");
-    let (status, _, text) = h.call(post("/webhooks/discord", &tampered, &headers)).await;
-    assert_eq!(status.as_u16(), 401, "{text}");
+    accepted_and_refused_tampered(&h, "discord", "1200000000000000001", body, &tampered, &headers).await;
     let later = (ts.parse::<i64>().expect("ts") + 1).to_string();
     let moved = [("X-Signature-Ed25519", sig), ("X-Signature-Timestamp", later.as_str())];
     let (status, _, text) = h.call(post("/webhooks/discord", body, &moved)).await;
@@ -221,11 +216,7 @@ handlers = { "*" = ["test.effect"] }
         ("X-Twilio-Email-Event-Webhook-Signature", sig.as_str()),
         ("X-Twilio-Email-Event-Webhook-Timestamp", ts.as_str()),
     ];
-    let (status, _, text) = h.call(post("/webhooks/sendgrid", body, &headers)).await;
-    assert_eq!(status.as_u16(), 200, "{text}");
-    assert!(h.record("sendgrid", "sg_lib_1").await.is_some(), "stored");
-    let (status, _, text) = h.call(post("/webhooks/sendgrid", &tampered, &headers)).await;
-    assert_eq!(status.as_u16(), 401, "{text}");
+    accepted_and_refused_tampered(&h, "sendgrid", "sg_lib_1", body, &tampered, &headers).await;
 }
 
 /// The preset `name` with `overlay`'s settings, as the router builds it:
@@ -239,6 +230,25 @@ fn preset_provider(
     let providers = config.enabled_providers();
     let cfg = providers.get(name).expect("provider configured");
     webhooks_core::provider::Provider::build(name, cfg, resolver).expect("provider builds")
+}
+
+/// Through the router with the sender's `headers`: `body` is answered 200
+/// and stored as `provider`'s event `id`; `tampered`, with the same
+/// headers, is refused 401.
+async fn accepted_and_refused_tampered(
+    h: &Harness,
+    provider: &str,
+    id: &str,
+    body: &str,
+    tampered: &str,
+    headers: &[(&str, &str)],
+) {
+    let path = format!("/webhooks/{provider}");
+    let (status, _, text) = h.call(post(&path, body, headers)).await;
+    assert_eq!(status.as_u16(), 200, "{text}");
+    assert!(h.record(provider, id).await.is_some(), "stored");
+    let (status, _, text) = h.call(post(&path, tampered, headers)).await;
+    assert_eq!(status.as_u16(), 401, "{text}");
 }
 
 /// The value of header `name` in `signed`.
@@ -316,11 +326,7 @@ handlers = {{ "*" = ["test.effect"] }}
         ("X-HubSpot-Request-Timestamp", ts.as_str()),
     ];
     let h = Harness::with_overlay_and_secrets(&overlay, resolver);
-    let (status, _, text) = h.call(post("/webhooks/hubspot", body, &headers)).await;
-    assert_eq!(status.as_u16(), 200, "{text}");
-    assert!(h.record("hubspot", "4001").await.is_some(), "stored");
-    let (status, _, text) = h.call(post("/webhooks/hubspot", &tampered, &headers)).await;
-    assert_eq!(status.as_u16(), 401, "{text}");
+    accepted_and_refused_tampered(&h, "hubspot", "4001", body, &tampered, &headers).await;
     let other_secret = run_python(&python, HUBSPOT, &["sign", "another-secret", url, body, &ts]);
     let wrong = [
         (
@@ -394,11 +400,7 @@ handlers = {{ "*" = ["test.effect"] }}
 
     let h = Harness::with_overlay_and_secrets(&overlay, resolver);
     let headers = [("x-square-hmacsha256-signature", sig)];
-    let (status, _, text) = h.call(post("/webhooks/square", body, &headers)).await;
-    assert_eq!(status.as_u16(), 200, "{text}");
-    assert!(h.record("square", "sq_lib_1").await.is_some(), "stored");
-    let (status, _, text) = h.call(post("/webhooks/square", &tampered, &headers)).await;
-    assert_eq!(status.as_u16(), 401, "{text}");
+    accepted_and_refused_tampered(&h, "square", "sq_lib_1", body, &tampered, &headers).await;
 }
 
 /// Paddle's own SDK (`paddle_billing.Notifications`): `sign SECRET TS BODY`
@@ -470,16 +472,6 @@ handlers = { "*" = ["test.effect"] }
     let theirs = run_python(&python, PADDLE, &["sign", secret, &ts, body]);
     let header = theirs["header"].as_str().expect("header");
     let h = Harness::with_overlay_and_secrets(overlay, resolver);
-    let (status, _, text) = h
-        .call(post("/webhooks/paddle", body, &[("Paddle-Signature", header)]))
-        .await;
-    assert_eq!(status.as_u16(), 200, "{text}");
-    assert!(
-        h.record("paddle", "evt_01paddlelibtest0000000001").await.is_some(),
-        "stored"
-    );
-    let (status, _, text) = h
-        .call(post("/webhooks/paddle", &tampered, &[("Paddle-Signature", header)]))
-        .await;
-    assert_eq!(status.as_u16(), 401, "{text}");
+    let headers = [("Paddle-Signature", header)];
+    accepted_and_refused_tampered(&h, "paddle", "evt_01paddlelibtest0000000001", body, &tampered, &headers).await;
 }
