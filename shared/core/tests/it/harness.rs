@@ -226,6 +226,15 @@ pub fn gigstack_body(id: &str, event_type: &str) -> String {
     format!(r#"{{"id":"{id}","type":"{event_type}","data":{{"total":10}}}}"#)
 }
 
+/// A JSON `POST` to `path` with `headers` (a sender's signature headers).
+pub fn post(path: &str, body: &str, headers: &[(&str, &str)]) -> Request<Body> {
+    let mut req = Request::post(path).header("content-type", "application/json");
+    for (n, v) in headers {
+        req = req.header(*n, *v);
+    }
+    req.body(Body::from(body.to_string())).expect("request")
+}
+
 /// A correctly signed gigstack delivery.
 pub fn gigstack_request(body: &str) -> Request<Body> {
     Request::post("/webhooks/gigstack")

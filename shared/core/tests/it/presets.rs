@@ -3,7 +3,7 @@
 //! the preset composes; a tampered body, another key or a malformed proof
 //! is answered 401 with its reason, and nothing is stored.
 
-use crate::harness::{secrets, Harness};
+use crate::harness::{post, secrets, Harness};
 
 const OVERLAY: &str = r#"
 [providers.lemon_squeezy]
@@ -35,14 +35,6 @@ fn harness() -> Harness {
             // The events secret of the WooCommerce plugin's test bootstrap.
             .with("WOMPI_TEST_EVENTS_SECRET", "test_events_XXXXXXXXXXXX"),
     )
-}
-
-fn post(path: &str, body: &str, headers: &[(&str, &str)]) -> axum::http::Request<axum::body::Body> {
-    let mut req = axum::http::Request::post(path).header("content-type", "application/json");
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    req.body(axum::body::Body::from(body.to_string())).expect("request")
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@
 //! made at run time, so no vector of ours is assumed; tampered copies are
 //! refused.
 
-use crate::harness::{secrets, Harness};
+use crate::harness::{post, secrets, Harness};
 use base64::Engine;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -69,14 +69,6 @@ ts, body = sys.argv[1], sys.argv[2]
 signed = key.sign((ts + body).encode())
 print(json.dumps({"public_key": key.verify_key.encode().hex(), "signature": signed.signature.hex()}))
 "#;
-
-fn post(path: &str, body: &str, headers: &[(&str, &str)]) -> axum::http::Request<axum::body::Body> {
-    let mut req = axum::http::Request::post(path).header("content-type", "application/json");
-    for (n, v) in headers {
-        req = req.header(*n, *v);
-    }
-    req.body(axum::body::Body::from(body.to_string())).expect("request")
-}
 
 #[tokio::test]
 async fn a_pynacl_signed_discord_delivery_passes_the_discord_preset_and_a_tampered_one_does_not() {
