@@ -265,9 +265,21 @@ async fn batch_get<'a>(clients: &Clients, references: Vec<&'a str>) -> Batched<'
     }
 }
 
-/// The secret id in `secretsmanager:ID`.
+/// The secret id in `secretsmanager:ID`, as `SecretRef` reads it.
 fn secret_id(reference: &str) -> &str {
-    reference.strip_prefix("secretsmanager:").unwrap_or(reference)
+    match SecretRef::parse(reference) {
+        Ok(SecretRef::SecretsManager { name, .. }) => name,
+        _ => reference,
+    }
+}
+
+/// A Secrets Manager secret's value: its string, else its binary.
+fn value_of(string: Option<&str>, binary: Option<&aws_sdk_secretsmanager::primitives::Blob>) -> Option<Secret> {
+    match (string, binary) {
+        (Some(s), _) => Some(Secret::new(s.as_bytes().to_vec())),
+        (None, Some(b)) => Some(Secret::new(b.as_ref().to_vec())),
+        (None, None) => None,
+    }
 }
 
 /// Pairs a batch's answers with the references asked for: a value whose
@@ -292,11 +304,7 @@ fn match_batch<'a>(
             .find(|v| v.name() == Some(id) || v.arn() == Some(id));
         let error = out.errors().iter().find(|e| e.secret_id() == Some(id));
         let result = match (value, error) {
-            (Some(v), _) => match (v.secret_string(), v.secret_binary()) {
-                (Some(s), _) => Ok(Secret::new(s.as_bytes().to_vec())),
-                (None, Some(b)) => Ok(Secret::new(b.as_ref().to_vec())),
-                (None, None) => Err(source("has no value".into())),
-            },
+            (Some(v), _) => value_of(v.secret_string(), v.secret_binary()).ok_or_else(|| source("has no value".into())),
             (None, Some(e)) => Err(source(code_and_message(e.error_code(), e.message()))),
             (None, None) => {
                 leftover.push(reference);
@@ -323,11 +331,7 @@ async fn fetch_raw(clients: &Clients, reference: &str) -> Result<Secret, SecretE
             .send()
             .await
             .map_err(|e| source(secrets_manager_error(&e)))?;
-        return match (out.secret_string(), out.secret_binary()) {
-            (Some(s), _) => Ok(Secret::new(s.as_bytes().to_vec())),
-            (None, Some(b)) => Ok(Secret::new(b.as_ref().to_vec())),
-            (None, None) => Err(source("has no value".into())),
-        };
+        return value_of(out.secret_string(), out.secret_binary()).ok_or_else(|| source("has no value".into()));
     }
     if let SecretRef::Ssm(name) = parsed {
         let out = clients
