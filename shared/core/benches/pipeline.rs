@@ -357,7 +357,7 @@ const BATCH: u64 = 32;
 /// test double's unbounded growth, not of the pipeline (a sample of 40,000
 /// deliveries spent a fifth of its time rehashing the map).
 const ROUND: u64 = 1024;
-const _: () = assert!(ROUND % BATCH == 0, "a round is whole batches");
+const _: () = assert!(ROUND.is_multiple_of(BATCH), "a round is whole batches");
 
 fn bench_ingest(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -376,7 +376,7 @@ fn bench_ingest(c: &mut Criterion) {
                     let mut timed = Duration::ZERO;
                     let mut done = 0;
                     while done < iters {
-                        if done % ROUND == 0 {
+                        if done.is_multiple_of(ROUND) {
                             store.clear();
                             queue.clear();
                         }
