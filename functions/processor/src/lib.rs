@@ -124,7 +124,7 @@ impl BatchHandler {
         let count = record.attributes.get("ApproximateReceiveCount").map(String::as_str);
         match SqsQueue::received_message(message_id, receipt, body, count) {
             Ok(message) => {
-                let request_id = message.event.request_id.clone();
+                let request_id = message.event.request_id.as_deref().map(str::to_string);
                 // A fresh retry replaced the message: nothing for SQS to deliver again.
                 let retry = !matches!(
                     (self.run)(message).await,

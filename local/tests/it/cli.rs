@@ -576,7 +576,7 @@ async fn ctrl_c_stops_an_export_between_events_and_says_how_far_it_got() {
         let events: Vec<Event> = (0..TOTAL)
             .map(|i| Event {
                 provider: "gigstack".into(),
-                id: format!("evt_bulk_{i}"),
+                id: format!("evt_bulk_{i}").into(),
                 event_type: "invoice.created".into(),
                 received_at: 1_700_000_000 + i as i64,
                 payload: webhooks_core::payload::Payload::from_text(format!(

@@ -170,7 +170,7 @@ impl Handler for PutOnBus {
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(format!("webhooks.{}", event.provider))
-            .detail_type(&event.event_type)
+            .detail_type(&*event.event_type)
             .detail(event.payload.as_str())
             .build();
         let out = self

@@ -199,9 +199,9 @@ fn attribute(value: &str, max: usize) -> Option<MessageAttributeValue> {
 fn event_attributes(event: &Event) -> HashMap<String, MessageAttributeValue> {
     let mut attrs = HashMap::new();
     for (name, value) in [
-        ("provider", event.provider.as_str()),
-        ("event_id", event.id.as_str()),
-        ("event_type", event.event_type.as_str()),
+        ("provider", &*event.provider),
+        ("event_id", &*event.id),
+        ("event_type", &*event.event_type),
     ] {
         if let Some(v) = attribute(value, 256) {
             attrs.insert(name.to_string(), v);

@@ -2,6 +2,7 @@
 //! states an event record moves through.
 
 use crate::payload::{OriginalBody, Payload};
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use std::fmt;
@@ -17,11 +18,15 @@ use std::fmt;
 /// whose payload is not the body that arrived (a form body) also carries
 /// that body as `"original"` (see [`OriginalBody`]); other envelopes have no
 /// such field, and envelopes written before it existed read as `None`.
+///
+/// Its strings are reference-counted ([`ByteString`]): the copies ingest
+/// makes of an event (the queue's message, the store's record, its key,
+/// the ids in the answer) share them instead of allocating each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
-    pub provider: String,
-    pub id: String,
-    pub event_type: String,
+    pub provider: ByteString,
+    pub id: ByteString,
+    pub event_type: ByteString,
     /// Unix seconds.
     pub received_at: i64,
     pub payload: Payload,
@@ -29,7 +34,7 @@ pub struct Event {
     /// Gateway's), carried on the queued message so the processor's log
     /// lines and metrics for this event can be joined with the ingest's.
     /// `None` for an event queued by a replay or by an earlier version.
-    pub request_id: Option<String>,
+    pub request_id: Option<ByteString>,
     /// The body as it arrived, when the payload is not that body (a form
     /// body turned into JSON): what a `forward:` handler sends. `None` for
     /// JSON deliveries, whose payload is the body or a batch element.
@@ -37,9 +42,13 @@ pub struct Event {
 }
 
 impl Event {
-    /// The record key, `provider#event_id`, shared by every store.
+    /// The record key, `provider#event_id`, shared by every store. Shares
+    /// the event's strings: no copy.
     pub fn key(&self) -> EventKey {
-        EventKey::new(&self.provider, &self.id)
+        EventKey {
+            provider: self.provider.clone(),
+            id: self.id.clone(),
+        }
     }
 
     /// The key as one string (`provider#event_id`), in one allocation.
@@ -75,17 +84,17 @@ struct EnvelopeOut<'a> {
 /// The envelope as read.
 #[derive(Deserialize)]
 struct EnvelopeIn {
-    provider: String,
-    id: String,
+    provider: ByteString,
+    id: ByteString,
     #[serde(rename = "type")]
-    event_type: String,
+    event_type: ByteString,
     received_at: i64,
     #[serde(default)]
     payload: Option<Box<RawValue>>,
     #[serde(default)]
     payload_text: Option<String>,
     #[serde(default)]
-    request_id: Option<String>,
+    request_id: Option<ByteString>,
     #[serde(default)]
     original: Option<OriginalBody>,
 }
@@ -138,23 +147,36 @@ fn join_key(provider: &str, id: &str) -> String {
 }
 
 /// `provider#event_id`: the key of an event record.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct EventKey {
-    pub provider: String,
-    pub id: String,
+    pub provider: ByteString,
+    pub id: ByteString,
 }
 
 impl EventKey {
     pub fn new(provider: &str, id: &str) -> Self {
         Self {
-            provider: provider.to_string(),
-            id: id.to_string(),
+            provider: provider.into(),
+            id: id.into(),
         }
     }
 
     /// The single-string form used as a primary key.
     pub fn as_string(&self) -> String {
         join_key(&self.provider, &self.id)
+    }
+}
+
+/// By provider, then id, as text.
+impl Ord for EventKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (&*self.provider, &*self.id).cmp(&(&*other.provider, &*other.id))
+    }
+}
+
+impl PartialOrd for EventKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -224,9 +246,9 @@ impl fmt::Display for EventState {
 /// What a store knows about an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventRecord {
-    pub provider: String,
-    pub event_id: String,
-    pub event_type: String,
+    pub provider: ByteString,
+    pub event_id: ByteString,
+    pub event_type: ByteString,
     pub state: EventState,
     /// Processing attempts started so far.
     pub attempts: u32,

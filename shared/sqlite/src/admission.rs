@@ -69,7 +69,7 @@ mod tests {
             event_type: "a.b".into(),
             received_at: now,
             payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}"}}"#)),
-            request_id: Some(format!("req-{id}")),
+            request_id: Some(format!("req-{id}").into()),
             original: None,
         };
         AdmissionBatch {
@@ -116,7 +116,7 @@ mod tests {
             .await
             .expect("receive");
         assert_eq!(got.len(), 1);
-        assert_eq!((got[0].event.id.as_str(), got[0].receive_count), ("e1", 1));
+        assert_eq!((&*got[0].event.id, got[0].receive_count), ("e1", 1));
         assert_eq!(
             got[0].event.request_id.as_deref(),
             Some("req-e1"),
@@ -150,7 +150,7 @@ mod tests {
             .receive(10, std::time::Duration::from_secs(30))
             .await
             .expect("receive");
-        assert_eq!(got.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["second"]);
+        assert_eq!(got.iter().map(|m| &*m.event.id).collect::<Vec<_>>(), ["second"]);
     }
 
     #[tokio::test]
@@ -167,7 +167,7 @@ mod tests {
             .receive(10, std::time::Duration::from_secs(30))
             .await
             .expect("receive");
-        assert_eq!(got.iter().map(|m| m.event.id.as_str()).collect::<Vec<_>>(), ["queued"]);
+        assert_eq!(got.iter().map(|m| &*m.event.id).collect::<Vec<_>>(), ["queued"]);
         let (cursor, top) = db
             .call(|c| {
                 c.query_row(

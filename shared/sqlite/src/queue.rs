@@ -98,12 +98,12 @@ fn message_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Event, String
     let payload: Option<String> = r.get(9)?;
     Ok(match (provider, payload) {
         (Some(provider), Some(payload)) => Ok(Event {
-            provider,
-            id: r.get(6)?,
-            event_type: r.get(7)?,
+            provider: provider.into(),
+            id: crate::store::text(r, 6)?,
+            event_type: crate::store::text(r, 7)?,
             received_at: r.get(8)?,
             payload: Payload::from_text(payload),
-            request_id: r.get(10)?,
+            request_id: r.get::<_, Option<String>>(10)?.map(Into::into),
             original: crate::store::original_from(r.get(11)?, r.get(12)?),
         }),
         _ => Err(format!("event record {pk} is gone (expired or deleted)")),

@@ -33,13 +33,18 @@ impl From<DbError> for StoreError {
 
 const COLUMNS: &str = "provider, event_id, event_type, state, attempts, last_error, received_at, updated_at, lease_until, expires_at, payload, payload_omitted, results, history, next_attempt_at, original_type, original_body";
 
+/// A text column as a shared string.
+pub(crate) fn text(row: &Row<'_>, column: usize) -> rusqlite::Result<bytestring::ByteString> {
+    row.get::<_, String>(column).map(Into::into)
+}
+
 fn record_from_row(row: &Row<'_>) -> rusqlite::Result<EventRecord> {
     let state: String = row.get(3)?;
     let results: String = row.get(12)?;
     Ok(EventRecord {
-        provider: row.get(0)?,
-        event_id: row.get(1)?,
-        event_type: row.get(2)?,
+        provider: text(row, 0)?,
+        event_id: text(row, 1)?,
+        event_type: text(row, 2)?,
         state: EventState::parse(&state).unwrap_or(EventState::Received),
         attempts: row.get(4)?,
         last_error: row.get(5)?,
@@ -144,9 +149,9 @@ fn insert(
     };
     let written = conn.prepare_cached(sql)?.execute(params![
         event.pk(),
-        event.provider,
-        event.id,
-        event.event_type,
+        &*event.provider,
+        &*event.id,
+        &*event.event_type,
         state.as_str(),
         attempts,
         now,

@@ -88,7 +88,7 @@ impl Fault for EveryNth {
         if hit {
             let mut hits = self.locked();
             for event in events {
-                *hits.entry(event.id.clone()).or_default() += 1;
+                *hits.entry(event.id.to_string()).or_default() += 1;
             }
         }
         hit

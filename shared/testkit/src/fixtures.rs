@@ -6,12 +6,12 @@ use webhooks_core::ports::store::Claim;
 /// A sample event with a unique-enough id.
 pub fn event(provider: &str, id: &str, event_type: &str) -> Event {
     Event {
-        provider: provider.to_string(),
-        id: id.to_string(),
-        event_type: event_type.to_string(),
+        provider: provider.into(),
+        id: id.into(),
+        event_type: event_type.into(),
         received_at: 1_000,
         payload: webhooks_core::payload::Payload::from_text(format!(r#"{{"id":"{id}","type":"{event_type}"}}"#)),
-        request_id: Some(format!("rq-{id}")),
+        request_id: Some(format!("rq-{id}").into()),
         original: None,
     }
 }

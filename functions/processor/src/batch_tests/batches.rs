@@ -73,7 +73,7 @@ async fn assert_lists_one_dead_letter(function: &crate::Function, key: &EventKey
         .expect("dead letters");
     let items = listed["dead_letters"].as_array().expect("a list");
     assert_eq!(items.len(), 1, "{listed}");
-    assert_eq!(items[0]["id"], key.id.as_str(), "{listed}");
+    assert_eq!(items[0]["id"], &*key.id, "{listed}");
     assert!(items[0]["reason"].as_str().is_some_and(|r| r.contains(why)), "{listed}");
     assert!(items[0].get("payload").is_none(), "no payloads in listings");
 }

@@ -24,9 +24,9 @@ pub(super) fn new_item(
 ) -> Item {
     let mut item = Item::new();
     item.insert("pk".into(), s(event.pk()));
-    item.insert("provider".into(), s(&event.provider));
-    item.insert("event_id".into(), s(&event.id));
-    item.insert("event_type".into(), s(&event.event_type));
+    item.insert("provider".into(), s(&*event.provider));
+    item.insert("event_id".into(), s(&*event.id));
+    item.insert("event_type".into(), s(&*event.event_type));
     item.insert("state".into(), s(state.as_str()));
     item.insert("attempts".into(), n(attempts));
     item.insert("received_at".into(), n(now));
@@ -112,9 +112,9 @@ fn required_s(item: &Item, name: &str) -> Result<String, StoreError> {
 pub(super) fn record(item: &Item) -> Result<EventRecord, StoreError> {
     let state = required_s(item, "state")?;
     Ok(EventRecord {
-        provider: required_s(item, "provider")?,
-        event_id: required_s(item, "event_id")?,
-        event_type: required_s(item, "event_type")?,
+        provider: required_s(item, "provider")?.into(),
+        event_id: required_s(item, "event_id")?.into(),
+        event_type: required_s(item, "event_type")?.into(),
         state: EventState::parse(&state).ok_or_else(|| StoreError::Corrupt(format!("unknown state {state}")))?,
         attempts: get_n(item, "attempts")?.unwrap_or(0).max(0) as u32,
         last_error: get_s(item, "last_error").map(str::to_string),

@@ -114,7 +114,7 @@ impl Handler for FetchObject {
         let payload = event.payload_value();
         let object_id = text_at(&payload, &["/object_id"])
             .ok_or_else(|| HandlerError::Permanent(format!("{NAME}: payload has no object_id")))?;
-        let event_name = text_at(&payload, &["/event"]).unwrap_or_else(|| event.event_type.clone());
+        let event_name = text_at(&payload, &["/event"]).unwrap_or_else(|| event.event_type.to_string());
         let collection = collection_for(&event_name).ok_or_else(|| {
             HandlerError::Permanent(format!(
                 "{NAME}: event `{}` names no known Piriod collection",

@@ -110,7 +110,7 @@ async fn webhook(
                     path: uri.path().to_string(),
                     body: bytes,
                     now: crate::time::unix_now(),
-                    request_id: request_id.clone(),
+                    request_id: request_id.clone().into(),
                 };
                 let outcome = ingest.handle(&inbound).await;
                 (outcome, inbound.headers)

@@ -12,6 +12,7 @@ use crate::ports::store::{ClaimOutcome, EventStore};
 use crate::provider::{PayloadError, Provider, Providers};
 use crate::verify::{Handshake, Request, VerifyError};
 use bytes::Bytes;
+use bytestring::ByteString;
 use http::{HeaderMap, Method};
 use std::sync::Arc;
 use tracing::{error, info, warn};
@@ -28,18 +29,19 @@ pub struct Inbound {
     pub path: String,
     pub body: Bytes,
     pub now: i64,
-    pub request_id: String,
+    /// Shared with the events of the request, not copied into each.
+    pub request_id: ByteString,
 }
 
 /// A successful answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
     /// At least one new event was claimed and queued.
-    New { ids: Vec<String> },
+    New { ids: Vec<ByteString> },
     /// Every event was seen before and is queued or processed.
-    Duplicate { ids: Vec<String> },
+    Duplicate { ids: Vec<ByteString> },
     /// Every event has a type with no handler: recorded, nothing runs.
-    Ignored { ids: Vec<String> },
+    Ignored { ids: Vec<ByteString> },
     /// A handshake or challenge, answered as the verifier says.
     Handshake(Handshake),
 }
@@ -229,7 +231,7 @@ impl Ingest {
             let previous = EventKey::new(&provider.name, &format!("{}@{}", event.id, slot - window));
             match self.store.get(&previous).await {
                 Ok(Some(record)) if inbound.now - record.received_at < window => event.id = previous.id,
-                Ok(_) => event.id = format!("{}@{slot}", event.id),
+                Ok(_) => event.id = format!("{}@{slot}", event.id).into(),
                 Err(e) => {
                     warn!(request_id = %inbound.request_id, provider = %provider.name, error = %e, "occurrence lookup failed; nothing kept");
                     return Err(IngestError::Unavailable(e.to_string()));
@@ -329,8 +331,8 @@ impl Ingest {
             };
             let event = Event {
                 provider: provider.name.clone(),
-                id: x.id,
-                event_type: x.event_type,
+                id: x.id.into(),
+                event_type: x.event_type.into(),
                 received_at: inbound.now,
                 payload: x.payload,
                 request_id: Some(inbound.request_id.clone()),
@@ -362,7 +364,7 @@ impl Ingest {
                 return Err(IngestError::Unavailable(e.to_string()));
             }
         };
-        let ids: Vec<String> = events.iter().map(|(e, _)| e.id.clone()).collect();
+        let ids: Vec<ByteString> = events.iter().map(|(e, _)| e.id.clone()).collect();
         let claimed = |want: EventState| {
             events
                 .iter()

@@ -10,6 +10,7 @@ use crate::payload::{OriginalBody, Payload};
 use crate::secret::{SecretError, SecretResolver};
 use crate::verify::{Verifier, VerifierConfig};
 use bytes::Bytes;
+use bytestring::ByteString;
 use extract::{Context, Part, Source};
 use scan::{Lookup, ScanError};
 use serde::{Deserialize, Deserializer};
@@ -203,7 +204,8 @@ pub struct Extracted {
 /// A provider, ready to verify and extract.
 #[derive(Debug)]
 pub struct Provider {
-    pub name: String,
+    /// Shared with every event of this provider, not copied into each.
+    pub name: ByteString,
     pub verifier: Box<dyn Verifier>,
     pub reject_status: u16,
     pub public_url: Option<String>,
@@ -271,7 +273,7 @@ impl Provider {
         }
         groups.push(body(&event_type));
         Ok(Self {
-            name: name.to_string(),
+            name: name.into(),
             verifier,
             reject_status: config.reject_status,
             public_url: config.public_url.clone(),
@@ -479,8 +481,8 @@ impl Providers {
 
     /// Serves a pending provider, built now that its secret could be read.
     pub fn activate(&self, provider: Provider) {
-        self.pending_lock().remove(&provider.name);
-        self.served_mut().insert(provider.name.clone(), Arc::new(provider));
+        self.pending_lock().remove(&*provider.name);
+        self.served_mut().insert(provider.name.to_string(), Arc::new(provider));
     }
 
     /// Keeps a pending provider pending, with the latest reason.

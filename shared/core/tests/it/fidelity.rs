@@ -97,11 +97,15 @@ fn piriod_at(body: &str, now: i64) -> Inbound {
     }
 }
 
+fn strings(ids: Vec<bytestring::ByteString>) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
 fn status_of(outcome: Accepted) -> (&'static str, Vec<String>) {
     match outcome {
-        Accepted::New { ids } => ("accepted", ids),
-        Accepted::Duplicate { ids } => ("duplicate", ids),
-        Accepted::Ignored { ids } => ("ignored", ids),
+        Accepted::New { ids } => ("accepted", strings(ids)),
+        Accepted::Duplicate { ids } => ("duplicate", strings(ids)),
+        Accepted::Ignored { ids } => ("ignored", strings(ids)),
         Accepted::Handshake(_) => ("handshake", vec![]),
     }
 }

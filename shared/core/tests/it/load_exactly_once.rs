@@ -266,7 +266,7 @@ async fn ids_in(store: &dyn EventStore, state: EventState) -> BTreeSet<String> {
         ..Default::default()
     };
     match store.list(&filter).await {
-        Ok(records) => records.into_iter().map(|r| r.event_id).collect(),
+        Ok(records) => records.into_iter().map(|r| r.event_id.to_string()).collect(),
         Err(_) => BTreeSet::new(),
     }
 }
@@ -367,7 +367,7 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
 
     // ---- figures ----
     let dead: Vec<String> = match queue.dead_letters(DISTINCT).await {
-        Ok(d) => d.into_iter().map(|d| d.event.id).collect(),
+        Ok(d) => d.into_iter().map(|d| d.event.id.to_string()).collect(),
         Err(e) => panic!("dead letters: {e}"),
     };
     let (effects, refusals) = {

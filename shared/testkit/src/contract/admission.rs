@@ -85,7 +85,7 @@ pub async fn run_all(admission: &dyn Admission, store: &dyn EventStore, queue: &
         "new events of a partly seen delivery are admitted"
     );
     let received = drain(queue, 2).await;
-    let ids: Vec<&str> = received.iter().map(|d| d.event.id.as_str()).collect();
+    let ids: Vec<&str> = received.iter().map(|d| &*d.event.id).collect();
     assert_eq!(
         ids,
         ["new-3"],

@@ -120,11 +120,7 @@ async fn retry_fresh_resets_the_receive_count(q: &dyn Queue) {
     let again = receive_one(q, Duration::from_secs(30))
         .await
         .expect("back after the delay");
-    assert_eq!(
-        (again.event.id.as_str(), again.receive_count),
-        ("m3f", 1),
-        "counted afresh"
-    );
+    assert_eq!((&*again.event.id, again.receive_count), ("m3f", 1), "counted afresh");
     q.ack(&again).await.expect("ack");
     assert!(
         q.receive(10, Duration::from_secs(30))
@@ -154,7 +150,7 @@ async fn dead_letter_and_redrive(q: &dyn Queue) {
         .redrive(10, &webhooks_core::ports::queue::RedriveAll)
         .await
         .expect("redrive");
-    assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["m4"]);
+    assert_eq!(moved.iter().map(|e| &*e.id).collect::<Vec<_>>(), ["m4"]);
     let back = receive_one(q, Duration::from_secs(30))
         .await
         .expect("redriven message arrives");
@@ -187,14 +183,14 @@ async fn redrive_follows_the_gate(q: &dyn Queue) {
         q.dead_letter(&d, "permanent").await.expect("dead_letter");
     }
     let moved = q.redrive(10, &ByIdGate).await.expect("redrive");
-    assert_eq!(moved.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["send-g3"]);
+    assert_eq!(moved.iter().map(|e| &*e.id).collect::<Vec<_>>(), ["send-g3"]);
     let back = receive_one(q, Duration::from_secs(30))
         .await
         .expect("moved message arrives");
     assert_eq!(back.event.id, "send-g3");
     q.ack(&back).await.expect("ack");
     let dead = some_dead_letters(q).await;
-    let ids: Vec<&str> = dead.iter().map(|d| d.event.id.as_str()).collect();
+    let ids: Vec<&str> = dead.iter().map(|d| &*d.event.id).collect();
     assert_eq!(ids, ["keep-g1"], "kept stays parked, discarded is gone");
     // Leave the dead letters empty for the contract's other steps.
     struct DropAll;

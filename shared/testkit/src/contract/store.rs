@@ -298,7 +298,7 @@ async fn list_and_purge(store: &dyn EventStore, p: &str) {
         .await
         .expect("list");
     assert_eq!(
-        all.iter().map(|r| r.event_id.as_str()).collect::<Vec<_>>(),
+        all.iter().map(|r| &*r.event_id).collect::<Vec<_>>(),
         ["l3", "l2", "l1"],
         "newest first"
     );

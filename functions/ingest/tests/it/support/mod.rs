@@ -258,7 +258,7 @@ impl Counter {
 #[async_trait]
 impl Handler for Counter {
     async fn handle(&self, event: &Event) -> Result<serde_json::Value, HandlerError> {
-        *self.runs.lock().expect("lock").entry(event.id.clone()).or_default() += 1;
+        *self.runs.lock().expect("lock").entry(event.id.to_string()).or_default() += 1;
         if let Some(m) = self.fail_retryable.lock().expect("lock").clone() {
             return Err(HandlerError::Retryable(m));
         }
