@@ -10,6 +10,7 @@ use axum::routing::get;
 use axum::Router;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::Arc;
+use std::time::Duration;
 use webhooks_core::ports::queue::Queue;
 use webhooks_core::telemetry::names;
 use webhooks_sqlite::SqliteQueue;
@@ -24,12 +25,38 @@ const AGE_BUCKETS: &[f64] = &[1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 21600.
 /// Most dead letters counted at one scrape.
 const DEAD_LETTER_COUNT_CAP: usize = 100_000;
 
-/// Installs the process-wide Prometheus recorder.
+/// How often the histograms' recorded samples are folded into their
+/// buckets. The recorder keeps each sample until then, or until a scrape
+/// renders them: without upkeep, a server that nobody scrapes grows by
+/// every latency it records (measured: about 25 bytes a delivery, half a
+/// MiB a second at 20,000 deliveries a second, without end). Once a
+/// second keeps that to one second's samples.
+const UPKEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Installs the process-wide Prometheus recorder, and the task that keeps
+/// its memory bounded (see [`UPKEEP_EVERY`]). Must run inside the runtime.
 pub fn install() -> anyhow::Result<PrometheusHandle> {
-    Ok(PrometheusBuilder::new()
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("latency_seconds".into()), LATENCY_BUCKETS)?
         .set_buckets_for_metric(Matcher::Full(names::EVENT_AGE.into()), AGE_BUCKETS)?
-        .install_recorder()?)
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    every(UPKEEP_EVERY, move || upkeep.run_upkeep());
+    Ok(handle)
+}
+
+/// Runs `f` every `period` (the first time one period from now) for as
+/// long as the runtime runs.
+fn every(period: Duration, f: impl Fn() + Send + 'static) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        // After a stall, one catch-up run is enough: each run drains everything.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            f();
+        }
+    })
 }
 
 #[derive(Clone)]
@@ -53,4 +80,39 @@ async fn scrape(State(s): State<Scrape>) -> Response {
         metrics::gauge!(names::DEAD_LETTERS).set(dead.len() as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], s.handle.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test]
+    async fn runs_the_task_again_and_again() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let task = every(Duration::from_millis(5), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        let waited = tokio::time::timeout(Duration::from_secs(10), async {
+            while runs.load(Ordering::SeqCst) < 3 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await;
+        task.abort();
+        assert!(waited.is_ok(), "ran {} times in 10 s", runs.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn the_first_run_waits_one_period() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let task = every(Duration::from_secs(3600), move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        task.abort();
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+    }
 }
