@@ -87,13 +87,19 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[tokio::test]
-    async fn runs_the_task_again_and_again() {
+    /// [`every`] with a task that counts its runs.
+    fn counted_every(period: Duration) -> (Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
         let runs = Arc::new(AtomicUsize::new(0));
         let counted = runs.clone();
-        let task = every(Duration::from_millis(5), move || {
+        let task = every(period, move || {
             counted.fetch_add(1, Ordering::SeqCst);
         });
+        (runs, task)
+    }
+
+    #[tokio::test]
+    async fn runs_the_task_again_and_again() {
+        let (runs, task) = counted_every(Duration::from_millis(5));
         let waited = tokio::time::timeout(Duration::from_secs(10), async {
             while runs.load(Ordering::SeqCst) < 3 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -106,11 +112,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_first_run_waits_one_period() {
-        let runs = Arc::new(AtomicUsize::new(0));
-        let counted = runs.clone();
-        let task = every(Duration::from_secs(3600), move || {
-            counted.fetch_add(1, Ordering::SeqCst);
-        });
+        let (runs, task) = counted_every(Duration::from_secs(3600));
         tokio::time::sleep(Duration::from_millis(50)).await;
         task.abort();
         assert_eq!(runs.load(Ordering::SeqCst), 0);
