@@ -276,7 +276,11 @@ fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>, checkpoints: Optio
                     // Between two groups, after the answers: the WAL starts
                     // over at the next write (see the module docs).
                     if checkpoints.restart_due.swap(false, Ordering::Relaxed) {
-                        checkpoint(&conn, "RESTART");
+                        let started = std::time::Instant::now();
+                        if checkpoint(&conn, "RESTART").is_some() {
+                            let held_ms = started.elapsed().as_secs_f64() * 1000.0;
+                            tracing::debug!(held_ms, "WAL copied back in full; the next write starts it over");
+                        }
                     }
                 }
             }
