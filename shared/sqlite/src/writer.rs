@@ -19,20 +19,24 @@
 //! begins when every frame has been copied does, and under sustained load
 //! the writer always has a few frames the checkpoint has not reached yet, so
 //! the WAL grew without bound (437 MB in 20 s of load, as large as the
-//! database). So once the checkpointer finds the WAL past
-//! [`WAL_LIMIT_BYTES`], it asks the writer, which after its next commit runs
-//! one `RESTART` checkpoint itself, between two groups: it copies the frames
-//! the checkpointer has not reached yet, so the next write starts the WAL
-//! over and cuts the file back to the limit (`journal_size_limit`, set on
-//! the writer's connection: the one that restarts the WAL). Run from the
-//! checkpointer's own connection instead, a `RESTART` waits for the
-//! writer's lock, which the writer takes again after every commit: it
-//! starved for the whole of a test's writes.
+//! database). So after a commit that leaves the WAL file past
+//! [`WAL_LIMIT_BYTES`], the writer runs one `RESTART` checkpoint itself,
+//! between two groups: it copies what the checkpointer has not, the next
+//! write starts the WAL over, and that write cuts the file back to the limit
+//! (`journal_size_limit`, set on the writer's connection: the one that
+//! restarts the WAL). The two take turns ([`Checkpoints::turn`]): a
+//! `RESTART` that meets a running checkpoint gives up at once. Run from the
+//! checkpointer's connection instead, a `RESTART` waited for the writer's
+//! lock, which the writer takes again after every commit, and starved. A
+//! reader that keeps an old snapshot (a `sqlite3` shell inside a
+//! transaction) pins the WAL: the `RESTART` then waits at most
+//! [`RESTART_PATIENCE`] and is not tried again for [`RESTART_RETRY`].
 
 use rusqlite::Connection;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::path::PathBuf;
+use std::sync::{mpsc, Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How hard SQLite works to survive a power loss.
@@ -71,10 +75,21 @@ const MAX_GROUP: usize = 512;
 /// hold the CPU for milliseconds. An idle database is not checkpointed.
 const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(2);
 
-/// The WAL size past which the checkpointer makes the next write start the
-/// WAL over, and what the file is cut back to when it does: a few seconds
-/// of writes at full load, so the writer is held off about once a second.
-const WAL_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
+/// The WAL size past which the writer makes the next write start the WAL
+/// over, and what the file is cut back to when it does: a few seconds of
+/// writes at full load, so the writer is held up (about 3 ms) every few
+/// seconds.
+const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How long a connection waits for another's lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long the writer's `RESTART` waits for a reader to leave the WAL.
+const RESTART_PATIENCE: Duration = Duration::from_millis(10);
+
+/// After a `RESTART` that a reader kept from finishing, the next try is no
+/// sooner than this: the writer is held up at most 10 ms a second.
+const RESTART_RETRY: Duration = Duration::from_secs(1);
 
 /// A handle to the database; cheap to clone. The thread ends, and the
 /// connection closes, when the last handle is dropped.
@@ -96,7 +111,7 @@ impl Db {
     }
 
     /// [`Db::open`], with the WAL's limit chosen (tests use a small one).
-    fn open_with_wal_limit(path: &Path, durability: Durability, wal_limit_bytes: i64) -> Result<Self, DbError> {
+    fn open_with_wal_limit(path: &Path, durability: Durability, wal_limit_bytes: u64) -> Result<Self, DbError> {
         let open = || {
             Connection::open(path).map_err(|source| DbError::Open {
                 path: path.display().to_string(),
@@ -104,17 +119,22 @@ impl Db {
             })
         };
         let (nudge, nudged) = mpsc::sync_channel(1);
-        let restart_due = Arc::new(AtomicBool::new(false));
+        let turn = Arc::new(Mutex::new(()));
         let writer = open()?;
         // The WAL is started over by the writer's connection: its limit is
         // the one that cuts the file back.
-        writer.pragma_update(None, "journal_size_limit", wal_limit_bytes)?;
+        writer.pragma_update(None, "journal_size_limit", wal_limit_bytes as i64)?;
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
         let checkpoints = Checkpoints {
             nudge,
-            restart_due: restart_due.clone(),
+            turn: turn.clone(),
+            wal: PathBuf::from(wal),
+            wal_limit_bytes,
+            next_restart: Instant::now(),
         };
         let db = Self::init(writer, durability, Some(checkpoints))?;
-        start_checkpointer(open()?, nudged, restart_due, wal_limit_bytes)?;
+        start_checkpointer(open()?, nudged, turn)?;
         Ok(db)
     }
 
@@ -126,7 +146,7 @@ impl Db {
 
     /// `checkpoints`: nudged after every commit (none for in-memory databases).
     fn init(conn: Connection, durability: Durability, checkpoints: Option<Checkpoints>) -> Result<Self, DbError> {
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let sync = match durability {
             Durability::Normal => "NORMAL",
@@ -169,51 +189,79 @@ impl Db {
 /// Copies the WAL back into the database file after commits, at most every
 /// [`CHECKPOINT_GAP`], on a connection and a thread of its own, so no
 /// request waits for it (with `synchronous=NORMAL` a checkpoint is where the
-/// fsync happens). A passive checkpoint never blocks the writer; once the
-/// WAL holds more than `wal_limit_bytes`, it sets `restart_due` for the
-/// writer (see the module docs). Ends, with a final full checkpoint that
-/// empties the WAL file, when the database thread does.
-fn start_checkpointer(
-    conn: Connection,
-    nudged: mpsc::Receiver<()>,
-    restart_due: Arc<AtomicBool>,
-    wal_limit_bytes: i64,
-) -> Result<(), DbError> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    let page_size: i64 = conn.pragma_query_value(None, "page_size", |r| r.get(0))?;
+/// fsync happens). A passive checkpoint never blocks the writer. Ends, with
+/// a final checkpoint that empties the WAL file, when the database thread
+/// does. Checkpoints take turns with the writer's `RESTART` (`turn`).
+fn start_checkpointer(conn: Connection, nudged: mpsc::Receiver<()>, turn: Arc<Mutex<()>>) -> Result<(), DbError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     std::thread::Builder::new()
         .name("webhooks-checkpoint".into())
         .spawn(move || {
+            let in_turn = |mode: &str| {
+                let _turn = turn.lock().unwrap_or_else(PoisonError::into_inner);
+                checkpoint(&conn, mode);
+            };
             while nudged.recv().is_ok() {
-                if checkpoint(&conn, "PASSIVE").is_some_and(|frames| frames * page_size > wal_limit_bytes) {
-                    restart_due.store(true, Ordering::Relaxed);
-                }
+                in_turn("PASSIVE");
                 std::thread::sleep(CHECKPOINT_GAP);
             }
-            checkpoint(&conn, "TRUNCATE");
+            in_turn("TRUNCATE");
         })
         .map_err(|e| DbError::Commit(format!("cannot start the checkpoint thread: {e}")))?;
     Ok(())
 }
 
-/// Runs a checkpoint in `mode`; the frames in the WAL after it, when it ran.
-fn checkpoint(conn: &Connection, mode: &str) -> Option<i64> {
-    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(1)) {
-        Ok(frames) => Some(frames.max(0)),
+/// Runs a checkpoint in `mode`; whether it finished. It does not when
+/// another checkpoint holds the lock (a `RESTART` then gives up at once,
+/// whatever the busy timeout), or a reader or writer is in the way.
+fn checkpoint(conn: &Connection, mode: &str) -> bool {
+    match conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get::<_, i64>(0)) {
+        Ok(busy) => busy == 0,
         Err(e) => {
             tracing::warn!(error = %e, mode, "WAL checkpoint failed; the next one retries");
-            None
+            false
         }
     }
 }
 
-/// The writer's side of the checkpointer.
+/// The writer's side of the checkpoints.
 struct Checkpoints {
     /// Wakes the checkpointer after a commit.
     nudge: mpsc::SyncSender<()>,
-    /// Set by the checkpointer when the WAL is past its limit: the writer
-    /// then runs a `RESTART` checkpoint after its next commit.
-    restart_due: Arc<AtomicBool>,
+    /// Held by whichever of the checkpointer and the writer checkpoints.
+    turn: Arc<Mutex<()>>,
+    /// The WAL file, whose length is checked after each commit.
+    wal: PathBuf,
+    wal_limit_bytes: u64,
+    /// No `RESTART` before this.
+    next_restart: Instant,
+}
+
+impl Checkpoints {
+    /// After a commit, once its callers are answered: past the limit, the
+    /// `RESTART` that makes the next write start the WAL over (see the
+    /// module docs); then the checkpointer's nudge.
+    fn after_commit(&mut self, conn: &Connection) {
+        let past_limit = std::fs::metadata(&self.wal).is_ok_and(|m| m.len() > self.wal_limit_bytes);
+        if past_limit && Instant::now() >= self.next_restart {
+            let _turn = self.turn.lock().unwrap_or_else(PoisonError::into_inner);
+            let started = Instant::now();
+            let patience = conn.busy_timeout(RESTART_PATIENCE);
+            let restarted = patience.is_ok() && checkpoint(conn, "RESTART");
+            if let Err(e) = conn.busy_timeout(BUSY_TIMEOUT) {
+                tracing::warn!(error = %e, "could not restore the database's busy timeout");
+            }
+            let held_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if restarted {
+                tracing::debug!(held_ms, "WAL copied back in full; the next write starts it over");
+            } else {
+                self.next_restart = Instant::now() + RESTART_RETRY;
+                tracing::debug!(held_ms, "WAL not started over: a reader holds it; trying again later");
+            }
+        }
+        // Full means a checkpoint is already due: nothing to add.
+        let _ = self.nudge.try_send(());
+    }
 }
 
 /// One operation: run inside the group transaction, answered after it ends.
@@ -258,7 +306,7 @@ where
 
 /// The database thread: takes what is waiting, runs it in one transaction,
 /// commits, answers; until every handle is dropped.
-fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>, checkpoints: Option<Checkpoints>) {
+fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>, mut checkpoints: Option<Checkpoints>) {
     while let Ok(first) = inbox.recv() {
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
@@ -270,18 +318,8 @@ fn run(conn: Connection, inbox: mpsc::Receiver<Box<dyn Job>>, checkpoints: Optio
         match run_in_transaction(&conn, &mut group) {
             Outcome::Committed => {
                 group.into_iter().for_each(|job| job.finish(Ok(())));
-                if let Some(checkpoints) = &checkpoints {
-                    // Full means a checkpoint is already due: nothing to add.
-                    let _ = checkpoints.nudge.try_send(());
-                    // Between two groups, after the answers: the WAL starts
-                    // over at the next write (see the module docs).
-                    if checkpoints.restart_due.swap(false, Ordering::Relaxed) {
-                        let started = std::time::Instant::now();
-                        if checkpoint(&conn, "RESTART").is_some() {
-                            let held_ms = started.elapsed().as_secs_f64() * 1000.0;
-                            tracing::debug!(held_ms, "WAL copied back in full; the next write starts it over");
-                        }
-                    }
+                if let Some(checkpoints) = checkpoints.as_mut() {
+                    checkpoints.after_commit(&conn);
                 }
             }
             // Nothing of the group was kept; each operation runs again
@@ -436,7 +474,7 @@ mod tests {
     /// file stayed at its largest even after a restart.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_near_its_limit_under_sustained_writes() {
-        const LIMIT: i64 = 1024 * 1024;
+        const LIMIT: u64 = 1024 * 1024;
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wal.db");
         let wal = dir.path().join("wal.db-wal");
@@ -447,26 +485,10 @@ mod tests {
         // 24 MiB in 3,000 writes of 8 KiB, 64 in flight at a time: the writer
         // always has the next group waiting.
         let mut largest = 0;
-        let mut in_flight: tokio::task::JoinSet<Result<usize, DbError>> = tokio::task::JoinSet::new();
-        for _ in 0..3_000 {
-            if in_flight.len() >= 64 {
-                in_flight
-                    .join_next()
-                    .await
-                    .expect("a write")
-                    .expect("join")
-                    .expect("insert");
-                largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
-            }
-            let db = db.clone();
-            in_flight.spawn(async move {
-                db.call(|c| c.execute("INSERT INTO t VALUES (zeroblob(8192))", []))
-                    .await
-            });
-        }
-        while let Some(done) = in_flight.join_next().await {
-            done.expect("join").expect("insert");
-        }
+        write_blobs(&db, 3_000, 64, || {
+            largest = largest.max(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0));
+        })
+        .await;
         let largest_mib = largest as f64 / 1_048_576.0;
         assert!(
             largest_mib < 8.0,
@@ -477,6 +499,75 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, 3_000, "nothing was lost to the restarts");
+    }
+
+    /// `n` writes of 8 KiB into `t`, `in_flight` at a time; `each` runs as
+    /// each one is answered.
+    async fn write_blobs(db: &Db, n: usize, in_flight: usize, mut each: impl FnMut()) {
+        let mut writes: tokio::task::JoinSet<Result<usize, DbError>> = tokio::task::JoinSet::new();
+        for _ in 0..n {
+            if writes.len() >= in_flight {
+                writes
+                    .join_next()
+                    .await
+                    .expect("a write")
+                    .expect("join")
+                    .expect("insert");
+                each();
+            }
+            let db = db.clone();
+            writes.spawn(async move {
+                db.call(|c| c.execute("INSERT INTO t VALUES (zeroblob(8192))", []))
+                    .await
+            });
+        }
+        while let Some(done) = writes.join_next().await {
+            done.expect("join").expect("insert");
+            each();
+        }
+    }
+
+    /// A reader inside a transaction keeps its snapshot, so the WAL cannot
+    /// start over; the writer's `RESTART` waits for it only briefly, and
+    /// once a second at most (waiting the full busy timeout on every
+    /// commit, these writes took minutes). Once the reader leaves, the WAL
+    /// is cut back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_holding_the_wal_does_not_hold_the_writer_up() {
+        const LIMIT: u64 = 256 * 1024;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("pinned.db");
+        let wal_len = || {
+            std::fs::metadata(dir.path().join("pinned.db-wal"))
+                .map(|m| m.len())
+                .unwrap_or(0)
+        };
+        let db = Db::open_with_wal_limit(&path, Durability::Normal, LIMIT).expect("db");
+        db.call(|c| c.execute_batch("CREATE TABLE t (v BLOB)"))
+            .await
+            .expect("create");
+        let reader = Connection::open(&path).expect("reader");
+        reader.execute_batch("BEGIN").expect("begin");
+        let seen: i64 = reader
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .expect("read");
+        assert_eq!(seen, 0);
+        tokio::time::timeout(Duration::from_secs(30), write_blobs(&db, 400, 16, || {}))
+            .await
+            .expect("the writes go on while the reader holds the WAL");
+        let pinned = wal_len();
+        assert!(
+            pinned > 2 * LIMIT,
+            "the reader kept the WAL from starting over: {pinned} bytes"
+        );
+        reader.execute_batch("COMMIT").expect("the reader leaves");
+        tokio::time::sleep(RESTART_RETRY).await;
+        write_blobs(&db, 200, 16, || {}).await;
+        let after = wal_len();
+        assert!(
+            after < pinned,
+            "the WAL was cut back: {after} bytes, {pinned} while pinned"
+        );
     }
 
     #[tokio::test]
