@@ -256,7 +256,10 @@ impl Checkpoints {
                 tracing::debug!(held_ms, "WAL copied back in full; the next write starts it over");
             } else {
                 self.next_restart = Instant::now() + RESTART_RETRY;
-                tracing::debug!(held_ms, "WAL not started over: a reader holds it; trying again later");
+                tracing::debug!(
+                    held_ms,
+                    "WAL not started over (a reader holds it, or the checkpoint failed); trying again in a second"
+                );
             }
         }
         // Full means a checkpoint is already due: nothing to add.
@@ -468,10 +471,8 @@ mod tests {
         assert_eq!((version, old_index), (MIGRATIONS.len() as i64, 0));
     }
 
-    /// Under writes that never pause, the WAL is still started over and cut
-    /// back: without the `RESTART` checkpoint it grew by everything written
-    /// (here 24 MiB), and without the limit on the writer's connection the
-    /// file stayed at its largest even after a restart.
+    /// Under writes that never pause, the WAL is still started over: without
+    /// the writer's `RESTART` it grew by everything written (here 24 MiB).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_stays_near_its_limit_under_sustained_writes() {
         const LIMIT: u64 = 1024 * 1024;
@@ -531,7 +532,8 @@ mod tests {
     /// start over; the writer's `RESTART` waits for it only briefly, and
     /// once a second at most (waiting the full busy timeout on every
     /// commit, these writes took minutes). Once the reader leaves, the WAL
-    /// is cut back.
+    /// is cut back (which takes the size limit on the writer's connection:
+    /// on the checkpointer's, the file stayed at its largest).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_reader_holding_the_wal_does_not_hold_the_writer_up() {
         const LIMIT: u64 = 256 * 1024;
