@@ -64,6 +64,8 @@ pub enum DbError {
     Commit(String),
     #[error("database thread has stopped")]
     Closed,
+    #[error("the database is behind: {0} operations are waiting; try again")]
+    Behind(usize),
 }
 
 /// Most operations committed together.
@@ -81,6 +83,13 @@ const CHECKPOINT_GAP: std::time::Duration = std::time::Duration::from_millis(2);
 /// seconds.
 const WAL_LIMIT_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Operations waiting for the database thread, at most. A request has one
+/// waiting at a time, so only an overload reaches it (senders timing out
+/// and sending again while their first copies still wait): the next one is
+/// then refused at once ([`DbError::Behind`]; ingest answers 503 and the
+/// sender retries) instead of queuing without end, each holding a delivery.
+const MAX_WAITING: usize = 4_096;
+
 /// How long a connection waits for another's lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -95,7 +104,25 @@ const RESTART_RETRY: Duration = Duration::from_secs(1);
 /// connection closes, when the last handle is dropped.
 #[derive(Clone)]
 pub(crate) struct Db {
-    jobs: mpsc::Sender<Box<dyn Job>>,
+    jobs: mpsc::SyncSender<Box<dyn Job>>,
+    /// How many may wait (the channel's bound), for the error that says so.
+    waiting_limit: usize,
+}
+
+/// What a database may hold back: the WAL's size, the operations waiting.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    wal_bytes: u64,
+    waiting: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            wal_bytes: WAL_LIMIT_BYTES,
+            waiting: MAX_WAITING,
+        }
+    }
 }
 
 impl std::fmt::Debug for Db {
@@ -107,11 +134,12 @@ impl std::fmt::Debug for Db {
 impl Db {
     /// Opens (creating if needed) the database file and its schema.
     pub fn open(path: &Path, durability: Durability) -> Result<Self, DbError> {
-        Self::open_with_wal_limit(path, durability, WAL_LIMIT_BYTES)
+        Self::open_with(path, durability, Limits::default())
     }
 
-    /// [`Db::open`], with the WAL's limit chosen (tests use a small one).
-    fn open_with_wal_limit(path: &Path, durability: Durability, wal_limit_bytes: u64) -> Result<Self, DbError> {
+    /// [`Db::open`], with its limits chosen (tests use small ones).
+    fn open_with(path: &Path, durability: Durability, limits: Limits) -> Result<Self, DbError> {
+        let wal_limit_bytes = limits.wal_bytes;
         let open = || {
             Connection::open(path).map_err(|source| DbError::Open {
                 path: path.display().to_string(),
@@ -133,7 +161,7 @@ impl Db {
             wal_limit_bytes,
             next_restart: Instant::now(),
         };
-        let db = Self::init(writer, durability, Some(checkpoints))?;
+        let db = Self::init(writer, durability, Some(checkpoints), limits.waiting)?;
         start_checkpointer(open()?, nudged, turn)?;
         Ok(db)
     }
@@ -141,11 +169,16 @@ impl Db {
     /// A private in-memory database, for tests.
     #[cfg(test)]
     pub fn open_in_memory() -> Result<Self, DbError> {
-        Self::init(Connection::open_in_memory()?, Durability::Normal, None)
+        Self::init(Connection::open_in_memory()?, Durability::Normal, None, MAX_WAITING)
     }
 
     /// `checkpoints`: nudged after every commit (none for in-memory databases).
-    fn init(conn: Connection, durability: Durability, checkpoints: Option<Checkpoints>) -> Result<Self, DbError> {
+    fn init(
+        conn: Connection,
+        durability: Durability,
+        checkpoints: Option<Checkpoints>,
+        max_waiting: usize,
+    ) -> Result<Self, DbError> {
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         let sync = match durability {
@@ -162,12 +195,15 @@ impl Db {
         conn.pragma_update(None, "temp_store", "MEMORY")?;
         conn.pragma_update(None, "cache_size", -1_024)?;
         crate::schema::migrate(&conn)?;
-        let (jobs, inbox) = mpsc::channel::<Box<dyn Job>>();
+        let (jobs, inbox) = mpsc::sync_channel::<Box<dyn Job>>(max_waiting);
         std::thread::Builder::new()
             .name("webhooks-db".into())
             .spawn(move || run(conn, inbox, checkpoints))
             .map_err(|e| DbError::Commit(format!("cannot start the database thread: {e}")))?;
-        Ok(Self { jobs })
+        Ok(Self {
+            jobs,
+            waiting_limit: max_waiting,
+        })
     }
 
     /// Runs `f` on the database thread, inside a transaction shared with
@@ -181,7 +217,10 @@ impl Db {
     {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(Call { f, result: None, reply });
-        self.jobs.send(job).map_err(|_| DbError::Closed)?;
+        self.jobs.try_send(job).map_err(|e| match e {
+            mpsc::TrySendError::Full(_) => DbError::Behind(self.waiting_limit),
+            mpsc::TrySendError::Disconnected(_) => DbError::Closed,
+        })?;
         answer.await.map_err(|_| DbError::Closed)?
     }
 }
@@ -479,10 +518,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("wal.db");
         let wal = dir.path().join("wal.db-wal");
-        let db = Db::open_with_wal_limit(&path, Durability::Normal, LIMIT).expect("db");
-        db.call(|c| c.execute_batch("CREATE TABLE t (v BLOB)"))
-            .await
-            .expect("create");
+        let db = blob_table(&path, LIMIT).await;
         // 24 MiB in 3,000 writes of 8 KiB, 64 in flight at a time: the writer
         // always has the next group waiting.
         let mut largest = 0;
@@ -500,6 +536,20 @@ mod tests {
             .await
             .expect("count");
         assert_eq!(n, 3_000, "nothing was lost to the restarts");
+    }
+
+    /// A database at `path` whose WAL is limited to `wal_bytes`, with a
+    /// table `t` of blobs.
+    async fn blob_table(path: &Path, wal_bytes: u64) -> Db {
+        let limits = Limits {
+            wal_bytes,
+            ..Limits::default()
+        };
+        let db = Db::open_with(path, Durability::Normal, limits).expect("db");
+        db.call(|c| c.execute_batch("CREATE TABLE t (v BLOB)"))
+            .await
+            .expect("create");
+        db
     }
 
     /// `n` writes of 8 KiB into `t`, `in_flight` at a time; `each` runs as
@@ -544,10 +594,7 @@ mod tests {
                 .map(|m| m.len())
                 .unwrap_or(0)
         };
-        let db = Db::open_with_wal_limit(&path, Durability::Normal, LIMIT).expect("db");
-        db.call(|c| c.execute_batch("CREATE TABLE t (v BLOB)"))
-            .await
-            .expect("create");
+        let db = blob_table(&path, LIMIT).await;
         let reader = Connection::open(&path).expect("reader");
         reader.execute_batch("BEGIN").expect("begin");
         let seen: i64 = reader
@@ -570,6 +617,66 @@ mod tests {
             after < pinned,
             "the WAL was cut back: {after} bytes, {pinned} while pinned"
         );
+    }
+
+    /// With the database thread held up, operations wait up to the limit;
+    /// the next is refused at once instead of queuing, and the waiting ones
+    /// all commit once the thread is free.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_overloaded_database_refuses_at_once_past_its_waiting_limit() {
+        const WAITING: usize = 8;
+        // Polls once: a call sends its operation then, and waits for the answer.
+        fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> std::task::Poll<F::Output> {
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            std::pin::Pin::new(f).poll(&mut cx)
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let limits = Limits {
+            waiting: WAITING,
+            ..Limits::default()
+        };
+        let db = Db::open_with(&dir.path().join("busy.db"), Durability::Normal, limits).expect("db");
+        db.call(|c| c.execute_batch("CREATE TABLE t (v INTEGER)"))
+            .await
+            .expect("create");
+        // An operation that holds the thread until released.
+        let (started_tx, started) = std::sync::mpsc::channel::<()>();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (started_tx, released) = (Mutex::new(started_tx), Mutex::new(released));
+        let holder = {
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.call(move |_| {
+                    let _ = started_tx.lock().map(|tx| tx.send(()));
+                    let _ = released.lock().map(|rx| rx.recv_timeout(Duration::from_secs(20)));
+                    Ok(())
+                })
+                .await
+            })
+        };
+        started.recv_timeout(Duration::from_secs(20)).expect("the holder runs");
+        // Each call is sent on its first poll, and then waits for its answer.
+        let mut waiting = Vec::new();
+        for i in 0..WAITING {
+            let mut call = Box::pin(db.call(move |c| c.execute("INSERT INTO t VALUES (?1)", [i as i64])));
+            assert!(poll_once(&mut call).is_pending(), "call {i} waits");
+            waiting.push(call);
+        }
+        let refused = poll_once(&mut Box::pin(db.call(|c| c.execute("INSERT INTO t VALUES (-1)", []))));
+        assert!(
+            matches!(refused, std::task::Poll::Ready(Err(DbError::Behind(WAITING)))),
+            "refused at once: {refused:?}"
+        );
+        release.send(()).expect("release");
+        holder.await.expect("join").expect("the holder commits");
+        for call in waiting {
+            call.await.expect("each waiting call commits");
+        }
+        let n: i64 = db
+            .call(|c| c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0)))
+            .await
+            .expect("count");
+        assert_eq!(n, WAITING as i64);
     }
 
     #[tokio::test]
