@@ -302,12 +302,21 @@ fn app_with_store(dir: &std::path::Path, capacity: usize) -> (App, Arc<MemorySto
     (app, store, queue)
 }
 
+/// A body as the server hands it over: hyper reads requests into one
+/// buffer and freezes each body off it, so the `Bytes` is already shared and
+/// cloning it only counts a reference. A `Bytes` made from a `String`
+/// allocates its reference count at its first clone instead (about 770
+/// instructions and a `malloc` a delivery), which the server never pays.
+fn as_received(body: String) -> Bytes {
+    bytes::BytesMut::from(body.as_bytes()).split().freeze()
+}
+
 /// `n` signed deliveries with distinct ids, from `first` on.
 fn deliveries(app: &App, provider: &str, size: usize, type_last: bool, first: u64, n: u64) -> Vec<Inbound> {
     let p = app.providers.get(provider).expect("provider");
     (first..first + n)
         .map(|i| {
-            let body = Bytes::from(body(size, &format!("evt_{i:09}"), type_last));
+            let body = as_received(body(size, &format!("evt_{i:09}"), type_last));
             let s = signed(p.verifier.as_ref(), &body);
             Inbound {
                 provider: provider.to_string(),
