@@ -331,8 +331,8 @@ impl Ingest {
             };
             let event = Event {
                 provider: provider.name.clone(),
-                id: x.id.into(),
-                event_type: x.event_type.into(),
+                id: x.id,
+                event_type: x.event_type,
                 received_at: inbound.now,
                 payload: x.payload,
                 request_id: Some(inbound.request_id.clone()),

@@ -5,7 +5,12 @@
 //! `body:/id`, `header:X-GitHub-Delivery`, `query:topic`, `const:order`,
 //! `sha256`. A leading `?` (`?body:/status`) marks an optional part of a
 //! composite id: left out when absent instead of rejecting the delivery.
+//!
+//! Values are [`ByteString`]s: a body field read as it stands in the body
+//! (no escapes) is a slice of the request's bytes, so the id and type of an
+//! event cost a reference count each, not a copy and an allocation.
 
+use bytestring::ByteString;
 use sha2::{Digest, Sha256};
 
 /// One place a value may come from.
@@ -62,32 +67,32 @@ impl std::str::FromStr for Part {
 pub struct Context<'a> {
     pub body: &'a [u8],
     /// A body field by JSON pointer, as text (see [`super::scan::Lookup`]).
-    pub field: &'a dyn Fn(&str) -> Option<String>,
+    pub field: &'a dyn Fn(&str) -> Option<ByteString>,
     pub header: &'a dyn Fn(&str) -> Option<String>,
     pub query: &'a dyn Fn(&str) -> Option<String>,
 }
 
 /// Reads one part as text: strings as they are, numbers and booleans printed.
-pub fn read(part: &Source, ctx: &Context<'_>) -> Option<String> {
+pub fn read(part: &Source, ctx: &Context<'_>) -> Option<ByteString> {
     match part {
         Source::Body(pointer) => (ctx.field)(pointer),
-        Source::Header(name) => (ctx.header)(name).filter(|v| !v.is_empty()),
-        Source::Query(name) => (ctx.query)(name).filter(|v| !v.is_empty()),
-        Source::Const(c) => Some(c.clone()),
-        Source::BodySha256 => Some(hex::encode(Sha256::digest(ctx.body))),
+        Source::Header(name) => (ctx.header)(name).filter(|v| !v.is_empty()).map(ByteString::from),
+        Source::Query(name) => (ctx.query)(name).filter(|v| !v.is_empty()).map(ByteString::from),
+        Source::Const(c) => Some(ByteString::from(c.as_str())),
+        Source::BodySha256 => Some(hex::encode(Sha256::digest(ctx.body)).into()),
     }
 }
 
 /// Joins the parts with `:`. A missing required part gives `Err` naming it.
-pub fn composite(parts: &[Part], ctx: &Context<'_>) -> Result<String, String> {
+pub fn composite(parts: &[Part], ctx: &Context<'_>) -> Result<ByteString, String> {
     if let [one] = parts {
         return match read(&one.source, ctx) {
             Some(v) => Ok(v),
-            None if one.optional => Ok(String::new()),
+            None if one.optional => Ok(ByteString::new()),
             None => Err(describe(&one.source)),
         };
     }
-    let mut out: Vec<String> = Vec::with_capacity(parts.len());
+    let mut out: Vec<ByteString> = Vec::with_capacity(parts.len());
     for p in parts {
         match read(&p.source, ctx) {
             Some(v) => out.push(v),
@@ -95,11 +100,11 @@ pub fn composite(parts: &[Part], ctx: &Context<'_>) -> Result<String, String> {
             None => return Err(describe(&p.source)),
         }
     }
-    Ok(out.join(":"))
+    Ok(out.join(":").into())
 }
 
 /// The first part that is present.
-pub fn first_present(parts: &[Part], ctx: &Context<'_>) -> Result<String, String> {
+pub fn first_present(parts: &[Part], ctx: &Context<'_>) -> Result<ByteString, String> {
     parts
         .iter()
         .find_map(|p| read(&p.source, ctx))
@@ -120,7 +125,7 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn ctx<'a>(body: &'a [u8], field: &'a dyn Fn(&str) -> Option<String>) -> Context<'a> {
+    fn ctx<'a>(body: &'a [u8], field: &'a dyn Fn(&str) -> Option<ByteString>) -> Context<'a> {
         Context {
             body,
             field,
@@ -129,10 +134,10 @@ mod tests {
         }
     }
 
-    fn fields(json: Value) -> impl Fn(&str) -> Option<String> {
+    fn fields(json: Value) -> impl Fn(&str) -> Option<ByteString> {
         move |p| match json.pointer(p)? {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
+            Value::String(s) => Some(s.as_str().into()),
+            Value::Number(n) => Some(n.to_string().into()),
             _ => None,
         }
     }

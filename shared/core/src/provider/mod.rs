@@ -16,6 +16,7 @@ use scan::{Lookup, ScanError};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use tracing::warn;
@@ -193,8 +194,8 @@ pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 /// One event found in a delivery.
 #[derive(Debug, Clone)]
 pub struct Extracted {
-    pub id: String,
-    pub event_type: String,
+    pub id: ByteString,
+    pub event_type: ByteString,
     pub payload: Payload,
     /// The body as it arrived, when `payload` is not it (a form body):
     /// see [`OriginalBody`].
@@ -335,7 +336,7 @@ impl Provider {
                 let fields = self.body_fields.read(body)?;
                 let ctx = Context {
                     body,
-                    field: &|p| self.field(&fields, p),
+                    field: &|p| self.field(&fields, p, Some(body)),
                     header,
                     query,
                 };
@@ -376,16 +377,21 @@ impl Provider {
         let fields = self.body_fields.read_value(value);
         let ctx = Context {
             body: payload.as_str().as_bytes(),
-            field: &|p| self.field(&fields, p),
+            field: &|p| self.field(&fields, p, None),
             header,
             query,
         };
         self.one_of(&ctx, payload.clone())
     }
 
-    fn field(&self, fields: &[Option<std::borrow::Cow<'_, str>>], pointer: &str) -> Option<String> {
+    /// A body field as text; when it was read as it stands in `body` (no
+    /// escapes to undo), a slice of the body's bytes rather than a copy.
+    fn field(&self, fields: &[Option<Cow<'_, str>>], pointer: &str, body: Option<&Bytes>) -> Option<ByteString> {
         let at = self.body_fields.slot(pointer)?;
-        fields.get(at)?.as_deref().map(str::to_string)
+        match (fields.get(at)?.as_ref()?, body) {
+            (Cow::Borrowed(text), Some(body)) => Some(shared_text(body, text)),
+            (text, _) => Some(ByteString::from(text.as_ref())),
+        }
     }
 
     fn one_of(&self, ctx: &Context<'_>, payload: Payload) -> Result<Extracted, PayloadError> {
@@ -409,6 +415,20 @@ impl Provider {
             original: None,
         })
     }
+}
+
+/// `text`, which the scan borrowed from `body`, as a slice of `body`: a
+/// reference count instead of an allocation. A copy when it is not inside
+/// `body` (never expected; `Bytes::slice_ref` would panic).
+fn shared_text(body: &Bytes, text: &str) -> ByteString {
+    let range = body.as_ptr_range();
+    let inside = range.start <= text.as_ptr() && text.as_bytes().as_ptr_range().end <= range.end;
+    if inside {
+        if let Ok(shared) = ByteString::try_from(body.slice_ref(text.as_bytes())) {
+            return shared;
+        }
+    }
+    ByteString::from(text)
 }
 
 /// The providers in force, the ones left out with the reason, and the ones
@@ -545,7 +565,7 @@ mod tests {
         let body = Bytes::from(body.to_string());
         Ok(p.extract(&body, None, NO_HEADERS, NO_HEADERS)?
             .into_iter()
-            .map(|x| x.id)
+            .map(|x| x.id.to_string())
             .collect())
     }
 
@@ -558,6 +578,51 @@ mod tests {
         let err = Provider::build("p", &cfg, &MapResolver::default().with("S", "x")).unwrap_err();
         assert!(matches!(err, ProviderError::Verifier { .. }), "{err}");
         assert!(err.to_string().contains("timestamp_header"), "{err}");
+    }
+
+    /// Whether `text`'s bytes lie inside `body`'s (shared, not copied).
+    fn shares(body: &Bytes, text: &ByteString) -> bool {
+        let (range, at) = (body.as_ptr_range(), text.as_bytes().as_ptr());
+        range.start <= at && at < range.end
+    }
+
+    #[test]
+    fn an_id_and_type_read_as_they_stand_share_the_body_and_escaped_ones_are_copies() {
+        let p = provider(
+            r#"
+            verifier = { scheme = "hmac", header = "X", secrets = ["env:S"] }
+            event_id = "body:/id"
+            event_type = "body:/type"
+            "#,
+        );
+        let body = Bytes::from_static(br#"{"id":"evt_1","type":"invoice\u002ecreated","n":1}"#);
+        let x = p.extract(&body, None, NO_HEADERS, NO_HEADERS).unwrap().remove(0);
+        assert_eq!((&*x.id, &*x.event_type), ("evt_1", "invoice.created"));
+        assert!(shares(&body, &x.id), "the id is a slice of the body");
+        assert!(!shares(&body, &x.event_type), "an unescaped value is a copy");
+        // A composite id is built, not sliced; a number is printed.
+        let p = provider(
+            r#"
+            verifier = { scheme = "hmac", header = "X", secrets = ["env:S"] }
+            event_id = ["body:/id", "body:/n"]
+            event_type = "body:/type"
+            "#,
+        );
+        let x = p.extract(&body, None, NO_HEADERS, NO_HEADERS).unwrap().remove(0);
+        assert_eq!(&*x.id, "evt_1:1");
+    }
+
+    #[test]
+    fn text_from_elsewhere_than_the_body_is_copied_not_sliced() {
+        let body = Bytes::from_static(b"evt_1");
+        let elsewhere = String::from("evt_1");
+        let text = shared_text(&body, &elsewhere);
+        assert_eq!(&*text, "evt_1");
+        assert!(!shares(&body, &text));
+        assert!(shares(
+            &body,
+            &shared_text(&body, std::str::from_utf8(&body[..3]).unwrap())
+        ));
     }
 
     #[test]
@@ -682,7 +747,7 @@ mod tests {
                 NO_HEADERS,
             )
             .unwrap();
-        assert_eq!(evs.iter().map(|e| e.id.as_str()).collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(evs.iter().map(|e| &*e.id).collect::<Vec<_>>(), ["1", "2"]);
         assert!(
             evs.iter().all(|e| e.original.is_none()),
             "a JSON element is its own body"

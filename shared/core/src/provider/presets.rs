@@ -362,7 +362,7 @@ mod tests {
         p.extract(&Bytes::from(o.body.clone()), content_type, &header, &query)
             .expect("extracts")
             .into_iter()
-            .map(|e| (e.id, e.event_type))
+            .map(|e| (e.id.to_string(), e.event_type.to_string()))
             .collect()
     }
 
