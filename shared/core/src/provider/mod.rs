@@ -586,28 +586,25 @@ mod tests {
         range.start <= at && at < range.end
     }
 
+    /// An HMAC provider reading its id and type from the given sources
+    /// (TOML values: a string or an array of strings).
+    fn reading(event_id: &str, event_type: &str) -> Provider {
+        provider(&format!(
+            "verifier = {{ scheme = \"hmac\", header = \"X\", secrets = [\"env:S\"] }}\n\
+             event_id = {event_id}\nevent_type = {event_type}"
+        ))
+    }
+
     #[test]
     fn an_id_and_type_read_as_they_stand_share_the_body_and_escaped_ones_are_copies() {
-        let p = provider(
-            r#"
-            verifier = { scheme = "hmac", header = "X", secrets = ["env:S"] }
-            event_id = "body:/id"
-            event_type = "body:/type"
-            "#,
-        );
         let body = Bytes::from_static(br#"{"id":"evt_1","type":"invoice\u002ecreated","n":1}"#);
+        let p = reading(r#""body:/id""#, r#""body:/type""#);
         let x = p.extract(&body, None, NO_HEADERS, NO_HEADERS).unwrap().remove(0);
         assert_eq!((&*x.id, &*x.event_type), ("evt_1", "invoice.created"));
         assert!(shares(&body, &x.id), "the id is a slice of the body");
-        assert!(!shares(&body, &x.event_type), "an unescaped value is a copy");
+        assert!(!shares(&body, &x.event_type), "a value with escapes undone is a copy");
         // A composite id is built, not sliced; a number is printed.
-        let p = provider(
-            r#"
-            verifier = { scheme = "hmac", header = "X", secrets = ["env:S"] }
-            event_id = ["body:/id", "body:/n"]
-            event_type = "body:/type"
-            "#,
-        );
+        let p = reading(r#"["body:/id", "body:/n"]"#, r#""body:/type""#);
         let x = p.extract(&body, None, NO_HEADERS, NO_HEADERS).unwrap().remove(0);
         assert_eq!(&*x.id, "evt_1:1");
     }
