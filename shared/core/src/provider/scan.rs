@@ -19,6 +19,15 @@
 //! read: the signature has already proved the body is the sender's, and the
 //! processor parses it whole before any handler runs. A member named twice
 //! is a document JSON leaves undefined; the value read is then one of them.
+//!
+//! Before any of that, the object's first members are read directly
+//! ([`head`]), while their names and values are plain (a name without
+//! escapes, a string without escapes, an integer, `true`, `false`, `null`),
+//! each checked as strictly as the walk would: the usual webhook, whose id
+//! and type come first, is read without serde's machinery at all. At the
+//! first value that is an object or an array, an unwanted one gets the same
+//! read from the end the walk would give it; whatever is not settled then
+//! goes to the walk, from the start.
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
@@ -113,6 +122,9 @@ impl Lookup {
             body,
             tail_read: false,
         };
+        if head::read(body, &self.root, &mut state) {
+            return Ok(state.values.into_iter().map(Option::flatten).collect());
+        }
         let mut de = serde_json::Deserializer::from_slice(body);
         let outcome = NodeSeed {
             node: &self.root,
@@ -346,6 +358,144 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 }
 
+/// Reading a JSON object's first members forwards, for as long as they are
+/// plain (see the module docs).
+mod head {
+    use super::{Node, State};
+    use std::borrow::Cow;
+
+    /// At most this many members are read from the start.
+    const MAX_MEMBERS: usize = 64;
+
+    /// Reads the object's leading plain members, and its end when it meets
+    /// an unwanted container; true when that settles every value (the scan
+    /// is over), false when the walk must read the body (from the start:
+    /// what was found here is found again, in the same order).
+    pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) -> bool {
+        if root.slot.is_some() {
+            return false;
+        }
+        let mut at = Cursor { body, at: 0 };
+        if at.past_space() != Some(b'{') {
+            return false;
+        }
+        at.at += 1;
+        for _ in 0..MAX_MEMBERS {
+            at.past_space();
+            let Some(name) = at.plain_string() else { return false };
+            if at.past_space() != Some(b':') {
+                return false;
+            }
+            at.at += 1;
+            let wanted = root.children.iter().find(|(segment, _)| segment.as_str() == name);
+            match at.past_space() {
+                Some(b'{' | b'[') => {
+                    // The walk descends into a wanted container; an unwanted
+                    // one is where it would read the end first: so do we.
+                    if wanted.is_some() || state.tail_read {
+                        return false;
+                    }
+                    state.tail_read = true;
+                    super::tail::read(body, root, state);
+                    return state.done();
+                }
+                _ => {
+                    let Some(value) = at.scalar() else { return false };
+                    if let Some((_, child)) = wanted {
+                        state.set(child.slot, value);
+                    }
+                }
+            }
+            if state.done() {
+                return true;
+            }
+            match at.past_space() {
+                Some(b',') => at.at += 1,
+                // The end of the object, or not JSON: the walk decides.
+                _ => return false,
+            }
+        }
+        false
+    }
+
+    /// The bytes from `at` on are still to be read.
+    struct Cursor<'b> {
+        body: &'b [u8],
+        at: usize,
+    }
+
+    impl<'b> Cursor<'b> {
+        /// Moves past whitespace; the byte there.
+        fn past_space(&mut self) -> Option<u8> {
+            while self.at < self.body.len() && matches!(self.body[self.at], b' ' | b'\t' | b'\n' | b'\r') {
+                self.at += 1;
+            }
+            self.body.get(self.at).copied()
+        }
+
+        /// A string without escapes or control characters, as it stands;
+        /// `None` for anything else (the walk reads it).
+        fn plain_string(&mut self) -> Option<&'b str> {
+            if self.body.get(self.at) != Some(&b'"') {
+                return None;
+            }
+            let start = self.at + 1;
+            let len = self.body[start..]
+                .iter()
+                .position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            if self.body[start + len] != b'"' {
+                return None;
+            }
+            self.at = start + len + 1;
+            std::str::from_utf8(&self.body[start..start + len]).ok()
+        }
+
+        /// A plain scalar as the walk renders it (`None` for null and empty
+        /// strings); `None` when the value is not plain: a number that is
+        /// not a plain integer the walk would print the same, an escape, or
+        /// anything that is not JSON.
+        fn scalar(&mut self) -> Option<Option<Cow<'b, str>>> {
+            match self.body.get(self.at)? {
+                b'"' => self.plain_string().map(|s| (!s.is_empty()).then_some(Cow::Borrowed(s))),
+                b'-' | b'0'..=b'9' => {
+                    let start = self.at;
+                    let digits = usize::from(self.body[start] == b'-');
+                    let len = self.body[start + digits..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                    let text = &self.body[start..start + digits + len];
+                    // One to 18 digits, no leading zero, not `-0`: exactly
+                    // the integers serde_json prints back as they are.
+                    let plain = (1..=18).contains(&len) && (len == 1 || text[digits] != b'0') && text != b"-0";
+                    self.at = start + digits + len;
+                    if !plain || !self.ends_value() {
+                        return None;
+                    }
+                    std::str::from_utf8(text).ok().map(|t| Some(Cow::Borrowed(t)))
+                }
+                _ => {
+                    let rest = &self.body[self.at..];
+                    let (word, value) = [("true", Some("true")), ("false", Some("false")), ("null", None)]
+                        .into_iter()
+                        .find(|(word, _)| rest.starts_with(word.as_bytes()))?;
+                    self.at += word.len();
+                    self.ends_value().then_some(value.map(Cow::Borrowed))
+                }
+            }
+        }
+
+        /// Whether what follows a number or a word can end a value (so
+        /// `1.5`, `1e3` and `truex` are left to the walk).
+        fn ends_value(&self) -> bool {
+            matches!(
+                self.body.get(self.at),
+                Some(b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r') | None
+            )
+        }
+    }
+}
+
 /// Reading a JSON object's last members backwards, from its closing brace,
 /// for as long as their values are scalars (see the module docs).
 mod tail {
@@ -419,6 +569,14 @@ mod tail {
                         self.end -= 1;
                     }
                     let token = &self.body[self.end..end];
+                    // The words as they stand; a number as serde_json
+                    // prints it (`12.50` is `12.5`).
+                    match token {
+                        b"true" => return Some(Some(Cow::Borrowed("true"))),
+                        b"false" => return Some(Some(Cow::Borrowed("false"))),
+                        b"null" => return Some(None),
+                        _ => {}
+                    }
                     match serde_json::from_slice::<serde_json::Value>(token).ok()? {
                         serde_json::Value::Number(n) => Some(Some(Cow::Owned(n.to_string()))),
                         serde_json::Value::Bool(b) => Some(Some(Cow::Owned(b.to_string()))),
@@ -637,7 +795,89 @@ mod tests {
         assert_eq!(got[l.slot("/event").unwrap()].as_deref(), Some("ev"));
     }
 
+    #[test]
+    fn the_first_members_are_checked_as_strictly_as_the_walk_checks_them() {
+        for broken in [
+            r#"{"id":"e1" "type":"t"}"#,
+            r#"{"id":"e1",,"type":"t"}"#,
+            r#"{"id":01,"type":"t"}"#,
+            r#"{"id":-,"type":"t"}"#,
+            r#"{"id":tru,"type":"t"}"#,
+            "{\"id\":\"e\u{1}1\",\"type\":\"t\"}",
+            r#"{id:"e1","type":"t"}"#,
+            r#"{"id":"e1":"type":"t"}"#,
+        ] {
+            assert_eq!(read(&["/id", "/type"], broken), Err(ScanError::NotJson), "{broken}");
+        }
+        let latin1 = b"{\"id\":\"\xe9\",\"type\":\"t\"}";
+        assert_eq!(lookup(&["/id", "/type"]).read(latin1), Err(ScanError::NotJson));
+    }
+
+    #[test]
+    fn leading_scalars_read_directly_are_what_the_walk_renders() {
+        let body = r#"{ "a" : -5 ,"b":0,"c":1.50,"d":1e2,"e":123456789012345678901,"f":-0,"g":true,"h":null,"i":"","j":"x\"y","k":123456789012345678,"type":"t"}"#;
+        let pointers = [
+            "/a", "/b", "/c", "/d", "/e", "/f", "/g", "/h", "/i", "/j", "/k", "/type",
+        ];
+        let value: Value = serde_json::from_str(body).expect("valid");
+        let l = lookup(&pointers);
+        assert_eq!(l.read(body.as_bytes()), Ok(l.read_value(&value)));
+        assert_eq!(
+            read(&pointers, body).unwrap(),
+            [
+                some("-5"),
+                some("0"),
+                some("1.5"),
+                some("100.0"),
+                some("1.2345678901234567e+20"),
+                some("-0.0"),
+                some("true"),
+                None,
+                None,
+                some("x\"y"),
+                some("123456789012345678"),
+                some("t")
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unwanted_container_after_the_first_members_sends_the_scan_to_the_end() {
+        // Stripe's layout: the data is never read, by either reader.
+        let body = r#"{"id":"evt_1","object":"event","data":{ not json },"type":"invoice.paid"}"#;
+        assert_eq!(
+            read(&["/id", "/type"], body),
+            Ok(vec![some("evt_1"), some("invoice.paid")])
+        );
+        // A wanted container is descended into by the walk.
+        let body = r#"{"id":"evt_1","data":{"object":{"id":"in_1"}},"type":"t"}"#;
+        assert_eq!(
+            read(&["/id", "/data/object/id", "/type"], body),
+            Ok(vec![some("evt_1"), some("in_1"), some("t")])
+        );
+    }
+
     proptest! {
+        /// Whatever plain or unusual values come first, the scan agrees
+        /// with a full parse.
+        #[test]
+        fn leading_values_of_any_kind_agree_with_a_full_parse(
+            tokens in proptest::collection::vec(proptest::sample::select(vec![
+                "0", "-0", "7", "-12", "1.5", "1e3", "-1E-2", "123456789012345678",
+                "1234567890123456789", "12345678901234567890123", "true", "false", "null",
+                "\"\"", "\"plain\"", "\"esc\\\"aped\"", "\"\\u00e9\"", "\"\u{e9}\"",
+                "[1]", "{\"k\":1}",
+            ]), 0..6),
+            first in 0usize..6,
+        ) {
+            let mut members: Vec<String> = tokens.iter().enumerate().map(|(i, t)| format!("\"m{i}\" : {t}")).collect();
+            members.insert(first.min(members.len()), "\"type\":\"t\"".to_string());
+            let text = format!("{{{}}}", members.join(","));
+            let value: Value = serde_json::from_str(&text).expect("valid");
+            let l = lookup(&["/m0", "/m1", "/m2", "/type"]);
+            prop_assert_eq!(l.read(text.as_bytes()), Ok(l.read_value(&value)), "{}", text);
+        }
+
         /// On any JSON object, whatever the order of its members and
         /// however large the data between them, the scan agrees with a
         /// full parse.
