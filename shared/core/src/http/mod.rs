@@ -12,11 +12,13 @@ pub use answer::answer;
 use crate::pipeline::ingest::{Inbound, Ingest, IngestError, Refused};
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Extension, Path, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::{Json, Router};
+use bytes::Bytes;
+use bytestring::ByteString;
 use rand::Rng;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -39,18 +41,24 @@ pub fn router(ingest: Arc<Ingest>) -> Router {
 #[derive(Debug, Clone)]
 pub struct SourceIp(pub String);
 
-/// The request id of one request, chosen once by [`with_request_id`].
+/// The request id of one request, chosen once by [`with_request_id`]: one
+/// buffer shared by the route, the answer's header, the log lines and the
+/// events, each taking a reference to it rather than a copy.
 #[derive(Debug, Clone)]
-struct RequestId(String);
+struct RequestId(ByteString);
+
+/// The answer's header that carries the request id (a name made from a
+/// `&str` is copied into a new allocation at every insert).
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Picks the request id, hands it to the route, and puts it on the answer.
 async fn with_request_id(mut req: Request, next: Next) -> Response {
     let id = request_id(req.headers());
-    let header = HeaderValue::from_str(&id).ok();
+    let header = HeaderValue::from_maybe_shared(id.as_bytes().clone()).ok();
     req.extensions_mut().insert(RequestId(id));
     let mut response = next.run(req).await;
     if let Some(v) = header {
-        response.headers_mut().insert("x-request-id", v);
+        response.headers_mut().insert(X_REQUEST_ID, v);
     }
     response
 }
@@ -110,7 +118,7 @@ async fn webhook(
                     path: uri.path().to_string(),
                     body: bytes,
                     now: crate::time::unix_now(),
-                    request_id: request_id.clone().into(),
+                    request_id: request_id.clone(),
                 };
                 let outcome = ingest.handle(&inbound).await;
                 (outcome, inbound.headers)
@@ -160,13 +168,22 @@ fn is_over_limit(e: &axum::Error) -> bool {
 
 /// The caller's request id (`X-Request-Id`, API Gateway's `X-Amzn-Trace-Id`),
 /// or a fresh one.
-fn request_id(headers: &HeaderMap) -> String {
+fn request_id(headers: &HeaderMap) -> ByteString {
     for name in ["x-request-id", "x-amzn-request-id", "x-amzn-trace-id"] {
         if let Some(v) = headers.get(name).and_then(|v| v.to_str().ok()) {
             if !v.is_empty() && v.len() <= 128 {
-                return v.to_string();
+                return ByteString::from(v);
             }
         }
     }
-    format!("{:016x}", rand::thread_rng().gen::<u64>())
+    fresh_request_id(rand::thread_rng().gen())
+}
+
+/// Sixteen hex digits of `n`, in one allocation that every clone shares
+/// (`Bytes::from_owner`; a `String` turned into `Bytes` allocates a second
+/// time, for its reference count, at its first clone).
+fn fresh_request_id(n: u64) -> ByteString {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let digits: [u8; 16] = std::array::from_fn(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf]);
+    ByteString::try_from(Bytes::from_owner(digits)).expect("hex digits are UTF-8")
 }

@@ -5,7 +5,9 @@ use crate::harness::*;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 use webhooks_core::event::EventState;
+use webhooks_core::ports::queue::Queue;
 use webhooks_core::ports::store::Claim;
 
 #[tokio::test]
@@ -18,6 +20,21 @@ async fn accepted_new_event_is_claimed_and_queued() {
     assert_eq!(json, serde_json::json!({"status": "accepted", "ids": ["evt_a"]}));
     assert_eq!(h.state("gigstack", "evt_a").await, Some(EventState::Queued));
     assert_eq!(h.sqlite_queue.depth().await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn acceptances_are_written_byte_for_byte_as_the_readme_shows_them() {
+    let h = Harness::new();
+    let request = || gigstack_request(&gigstack_body("evt_bytes", "invoice.created"));
+    let (status, _, text) = h.call(request()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(text, r#"{"ids":["evt_bytes"],"status":"accepted"}"#);
+    let (_, _, text) = h.call(request()).await;
+    assert_eq!(text, r#"{"ids":["evt_bytes"],"status":"duplicate"}"#);
+    let (_, _, text) = h
+        .call(gigstack_request(&gigstack_body("evt_other", "invoice.exploded")))
+        .await;
+    assert_eq!(text, r#"{"ids":["evt_other"],"status":"ignored"}"#);
 }
 
 #[tokio::test]
@@ -340,5 +357,31 @@ async fn every_answer_carries_the_request_id_the_caller_sent_or_a_new_one() {
         let resp = h.router.clone().oneshot(req).await.unwrap();
         let fresh = resp.headers()["x-request-id"].to_str().unwrap();
         assert_eq!(fresh.len(), 16, "{path}: a fresh id: {fresh}");
+        assert!(
+            fresh.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+            "{fresh}"
+        );
     }
+}
+
+#[tokio::test]
+async fn a_fresh_request_id_is_the_one_the_queued_event_carries() {
+    use tower::ServiceExt;
+    let h = Harness::new();
+    let mut ids = Vec::new();
+    for id in ["evt_rid_1", "evt_rid_2"] {
+        let req = gigstack_request(&gigstack_body(id, "invoice.created"));
+        let resp = h.router.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        ids.push(resp.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    assert_ne!(ids[0], ids[1], "each request has its own id");
+    let messages = h.sqlite_queue.receive(10, Duration::from_secs(30)).await.unwrap();
+    let mut carried: Vec<_> = messages
+        .iter()
+        .map(|m| m.event.request_id.as_deref().unwrap_or_default().to_string())
+        .collect();
+    carried.sort();
+    ids.sort();
+    assert_eq!(carried, ids);
 }
