@@ -14,6 +14,7 @@ use crate::verify::{Handshake, Request, VerifyError};
 use bytes::Bytes;
 use bytestring::ByteString;
 use http::{HeaderMap, Method};
+use smallvec::SmallVec;
 use std::sync::Arc;
 use tracing::{error, info, warn};
 
@@ -296,12 +297,7 @@ impl Ingest {
     /// The events of the body, each with the state it is recorded in:
     /// RECEIVED when its type has handlers, IGNORED when not. A batch that
     /// names the same event twice holds it once.
-    fn extract(
-        &self,
-        provider: &Provider,
-        inbound: &Inbound,
-        req: &Request<'_>,
-    ) -> Result<Vec<(Event, EventState)>, IngestError> {
+    fn extract(&self, provider: &Provider, inbound: &Inbound, req: &Request<'_>) -> Result<Events, IngestError> {
         let header = |name: &str| {
             inbound
                 .headers
@@ -320,7 +316,7 @@ impl Ingest {
                 warn!(request_id = %inbound.request_id, provider = %provider.name, detail = %e, "invalid payload");
                 IngestError::InvalidPayload(e)
             })?;
-        let mut events: Vec<(Event, EventState)> = Vec::with_capacity(extracted.len());
+        let mut events = Events::with_capacity(extracted.len());
         for x in extracted {
             if events.iter().any(|(e, _)| e.id == x.id) {
                 continue;
@@ -344,8 +340,8 @@ impl Ingest {
     }
 
     /// Claims and enqueues through the admission port, and answers.
-    async fn admit(&self, inbound: &Inbound, events: Vec<(Event, EventState)>) -> Result<Accepted, IngestError> {
-        let events: Arc<[(Event, EventState)]> = events.into();
+    async fn admit(&self, inbound: &Inbound, events: Events) -> Result<Accepted, IngestError> {
+        let events = shared(events);
         let batch = AdmissionBatch {
             events: events.clone(),
             now: inbound.now,
@@ -392,6 +388,21 @@ impl Ingest {
         }
         outcome
     }
+}
+
+/// The events of one delivery, each with the state it is recorded in: one,
+/// inline, unless it is a batch.
+type Events = SmallVec<[(Event, EventState); 1]>;
+
+/// The events, to be shared with the admission: the usual single event in
+/// one allocation (a `Vec` made into an `Arc<[_]>` is copied into a second).
+fn shared(mut events: Events) -> Arc<[(Event, EventState)]> {
+    if events.len() == 1 {
+        if let Some(only) = events.pop() {
+            return Arc::new([only]);
+        }
+    }
+    events.into_vec().into()
 }
 
 fn outcome_name(outcome: &Result<Accepted, IngestError>) -> &'static str {

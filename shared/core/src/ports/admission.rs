@@ -13,6 +13,7 @@ use crate::event::{Event, EventState};
 use crate::ports::queue::{Queue, QueueError};
 use crate::ports::store::{Claim, ClaimOutcome, EventStore, StoreError};
 use async_trait::async_trait;
+use smallvec::SmallVec;
 use std::sync::Arc;
 use tracing::warn;
 
@@ -84,7 +85,8 @@ impl Admission for ClaimThenEnqueue {
             }
         }
         let mut outcomes = Vec::with_capacity(batch.events.len());
-        let mut to_queue: Vec<&Event> = Vec::new();
+        // Inline for the usual delivery of a few events: no allocation.
+        let mut to_queue: SmallVec<[&Event; 4]> = SmallVec::new();
         for (event, state) in batch.events.iter() {
             let claim = Claim {
                 event,

@@ -202,6 +202,9 @@ pub struct Extracted {
     pub original: Option<OriginalBody>,
 }
 
+/// The events of one delivery: one, inline, unless it is a batch.
+pub type Extraction = smallvec::SmallVec<[Extracted; 1]>;
+
 /// A provider, ready to verify and extract.
 #[derive(Debug)]
 pub struct Provider {
@@ -312,7 +315,7 @@ impl Provider {
         content_type: Option<&str>,
         header: &dyn Fn(&str) -> Option<String>,
         query: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Vec<Extracted>, PayloadError> {
+    ) -> Result<Extraction, PayloadError> {
         let is_form = match self.format {
             BodyFormat::Json => false,
             BodyFormat::Form => true,
@@ -328,7 +331,7 @@ impl Provider {
                 content_type: content_type.unwrap_or(FORM_CONTENT_TYPE).to_string(),
                 body: body.clone(),
             });
-            return Ok(vec![event]);
+            return Ok(smallvec::smallvec![event]);
         }
         match &self.batch_path {
             None => {
@@ -340,7 +343,7 @@ impl Provider {
                     header,
                     query,
                 };
-                Ok(vec![self.one_of(&ctx, payload)?])
+                Ok(smallvec::smallvec![self.one_of(&ctx, payload)?])
             }
             Some(path) => {
                 let text = std::str::from_utf8(body).map_err(|_| PayloadError::NotJson)?;

@@ -31,6 +31,7 @@
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Value;
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::fmt;
 
@@ -120,9 +121,9 @@ impl Lookup {
     /// they are (borrowed from the body unless they hold escapes), numbers
     /// and booleans printed; `None` when absent, null, empty, an object or an
     /// array. Stops reading at the last value needed.
-    pub fn read<'b>(&self, body: &'b [u8]) -> Result<Vec<Option<Cow<'b, str>>>, ScanError> {
+    pub fn read<'b>(&self, body: &'b [u8]) -> Result<Values<'b>, ScanError> {
         let mut state = State {
-            values: vec![None; self.pointers.len()],
+            values: smallvec::smallvec![None; self.pointers.len()],
             groups: &self.groups,
             stopped: false,
             not_object: false,
@@ -148,7 +149,7 @@ impl Lookup {
     }
 
     /// The same over a parsed value (form bodies, elements of a batch).
-    pub fn read_value<'v>(&self, value: &'v Value) -> Vec<Option<Cow<'v, str>>> {
+    pub fn read_value<'v>(&self, value: &'v Value) -> Values<'v> {
         self.pointers
             .iter()
             .map(|p| match value.pointer(p)? {
@@ -161,6 +162,13 @@ impl Lookup {
     }
 }
 
+/// Values a provider reads without an allocation: its id and type, and a
+/// few more for a composite id or a type made of parts.
+const INLINE_VALUES: usize = 4;
+
+/// The value at each pointer of a [`Lookup`], in its order.
+pub type Values<'b> = SmallVec<[Option<Cow<'b, str>>; INLINE_VALUES]>;
+
 /// The unescaped segments of a pointer (`~1` is `/`, `~0` is `~`).
 fn segments(pointer: &str) -> Vec<String> {
     pointer
@@ -172,7 +180,7 @@ fn segments(pointer: &str) -> Vec<String> {
 
 struct State<'g, 'b> {
     /// `None` until seen; then the value, `Some(None)` when absent or not a scalar.
-    values: Vec<Option<Option<Cow<'b, str>>>>,
+    values: SmallVec<[Option<Option<Cow<'b, str>>>; INLINE_VALUES]>,
     groups: &'g [Vec<usize>],
     /// The scan ended early on purpose (every value found).
     stopped: bool,
