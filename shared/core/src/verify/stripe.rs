@@ -4,10 +4,11 @@
 //! mode legacy) and unknown keys are ignored, as Stripe's libraries do. The
 //! timestamp must be within the tolerance (300 s by default) both ways.
 
-use super::hmac_scheme::{decode_hex, hmac, verify_any};
+use super::hmac_scheme::{hmac, verify_any};
 use super::{check_timestamp, default_tolerance, Algorithm, Request, SignInput, Signed, Verifier, VerifyError};
 use crate::secret::Secret;
 use serde::Deserialize;
+use smallvec::SmallVec;
 
 pub const SIGNATURE_HEADER: &str = "Stripe-Signature";
 
@@ -31,12 +32,17 @@ fn default_header() -> String {
     SIGNATURE_HEADER.into()
 }
 
+/// A `v1` signature: the 32 bytes of an HMAC-SHA256.
+pub type V1 = [u8; 32];
+
 /// A parsed `Stripe-Signature` value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StripeSignature {
     pub timestamp: i64,
-    /// Decoded `v1` signatures (entries that are not hex are left out).
-    pub v1: Vec<Vec<u8>>,
+    /// Decoded `v1` signatures, inline for the one or two a header carries
+    /// (two while a secret is rolled). An entry that is not 64 hex digits
+    /// cannot match and is left out, as one that is not hex at all.
+    pub v1: SmallVec<[V1; 2]>,
 }
 
 /// Parses `t=...,v1=...`. Items without `=` and unknown keys are ignored;
@@ -44,7 +50,7 @@ pub struct StripeSignature {
 /// `v1` is [`VerifyError::Invalid`].
 pub fn parse_header(value: &str) -> Result<StripeSignature, VerifyError> {
     let mut timestamp = None;
-    let mut v1 = Vec::new();
+    let mut v1 = SmallVec::new();
     for item in value.split(',') {
         let Some((key, val)) = item.split_once('=') else {
             continue;
@@ -64,7 +70,8 @@ pub fn parse_header(value: &str) -> Result<StripeSignature, VerifyError> {
                 );
             }
             "v1" => {
-                if let Some(sig) = decode_hex(val.trim()) {
+                let mut sig: V1 = [0; 32];
+                if base16ct::mixed::decode(val.trim(), &mut sig).is_ok_and(|d| d.len() == 32) {
                     v1.push(sig);
                 }
             }
@@ -95,7 +102,9 @@ impl Verifier for StripeVerifier {
     fn verify(&self, req: &Request<'_>) -> Result<(), VerifyError> {
         let parsed = parse_header(req.require_header(&self.config.header)?)?;
         check_timestamp(parsed.timestamp, req.now, self.config.tolerance_secs)?;
-        let t = parsed.timestamp.to_string();
+        // Printed as Stripe's libraries print it, on the stack.
+        let mut digits = itoa::Buffer::new();
+        let t = digits.format(parsed.timestamp);
         if verify_any(
             Algorithm::Sha256,
             &self.secrets,
@@ -179,6 +188,20 @@ mod tests {
     }
 
     #[test]
+    fn a_v1_that_is_not_32_bytes_is_left_out() {
+        let v = verifier(&[SECRET]);
+        let short = &SIG[..62];
+        let long = format!("{SIG}00");
+        let beside = format!("t={NOW},v1={short},v1={long},v1={SIG}");
+        assert_eq!(v.verify(&delivery(BODY, NOW, &beside).req()), Ok(()));
+        assert_eq!(parse_header(&beside).map(|p| p.v1.len()), Ok(1));
+        for alone in [format!("t={NOW},v1={short}"), format!("t={NOW},v1={long}")] {
+            let err = v.verify(&delivery(BODY, NOW, &alone).req()).expect_err("rejected");
+            assert_eq!(err.reason(), "invalid_signature", "{alone}");
+        }
+    }
+
+    #[test]
     fn tampering_wrong_and_rotated_secrets() {
         let header = format!("t={NOW},v1={SIG}");
         let v = verifier(&[SECRET]);
@@ -246,7 +269,7 @@ mod tests {
             parse_header(&full),
             Ok(StripeSignature {
                 timestamp: NOW,
-                v1: vec![hex::decode(SIG).expect("hex")]
+                v1: smallvec::smallvec![<V1>::try_from(hex::decode(SIG).expect("hex")).expect("32 bytes")]
             })
         );
     }
