@@ -187,3 +187,16 @@ fn fresh_request_id(n: u64) -> ByteString {
     let digits: [u8; 16] = std::array::from_fn(|i| HEX[(n >> (60 - 4 * i)) as usize & 0xf]);
     ByteString::try_from(Bytes::from_owner(digits)).expect("hex digits are UTF-8")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fresh_request_id_is_the_number_in_sixteen_lowercase_hex_digits() {
+        assert_eq!(&*fresh_request_id(0x0123_4567_89ab_cdef), "0123456789abcdef");
+        assert_eq!(&*fresh_request_id(0), "0000000000000000");
+        assert_eq!(&*fresh_request_id(u64::MAX), "ffffffffffffffff");
+        assert_eq!(&*fresh_request_id(0xa), "000000000000000a");
+    }
+}
