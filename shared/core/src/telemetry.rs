@@ -44,10 +44,10 @@ static UNKNOWN_PROVIDER: [Label; 1] = [Label::from_static_parts("provider", "unk
 /// The `provider` label of a configured provider's series, made at its
 /// first answer and kept for the life of the process, as the recorder keeps
 /// the series itself. A key that borrows its labels for `'static` is kept
-/// by the recorder as it stands; one built per answer (the `metrics!`
-/// macros with a `String` label) cost four allocations a series an answer,
-/// to build the labels and for the recorder to copy them. Only configured
-/// names come here, so their number is bounded by the config.
+/// by the recorder as it stands; one built per answer (`counter!` and
+/// `histogram!` with a `String` label) cost four allocations per series per
+/// answer, to build the labels and for the recorder to copy them. Only
+/// configured names come here, so their number is bounded by the config.
 fn provider_labels(provider: &str) -> &'static [Label] {
     type Made = HashMap<Box<str>, &'static [Label]>;
     static MADE: OnceLock<RwLock<Made>> = OnceLock::new();
