@@ -42,6 +42,16 @@ mod tail;
 /// as a missing member is): both readers take them as they stand.
 const WORDS: [(&str, Option<&str>); 3] = [("true", Some("true")), ("false", Some("false")), ("null", None)];
 
+/// At most this many members are read directly, from either end of the
+/// object: enough for every sender's leading id and type and trailing
+/// metadata, and a bound on a body of many scalars.
+const MAX_DIRECT_MEMBERS: usize = 64;
+
+/// JSON's whitespace, which both readers step over.
+fn is_space(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
 /// Why a body could not be scanned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ScanError {
@@ -68,6 +78,16 @@ struct Node {
     slot: Option<usize>,
     /// Members (or array indexes, as decimal text) on a wanted path.
     children: Vec<(String, Node)>,
+}
+
+impl Node {
+    /// The member `name` when it is on a wanted path.
+    fn child(&self, name: &str) -> Option<&Node> {
+        self.children
+            .iter()
+            .find(|(segment, _)| segment.as_str() == name)
+            .map(|(_, child)| child)
+    }
 }
 
 impl Lookup {

@@ -1,11 +1,8 @@
 //! Reading a JSON object's first members forwards, for as long as they are
 //! plain (see the module docs).
 
-use super::{Node, State, WORDS};
+use super::{is_space, Node, State, MAX_DIRECT_MEMBERS, WORDS};
 use std::borrow::Cow;
-
-/// At most this many members are read from the start.
-const MAX_MEMBERS: usize = 64;
 
 /// Reads the object's leading plain members, and its end when it meets
 /// an unwanted container; true when that settles every value (the scan
@@ -20,14 +17,14 @@ pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) -
         return false;
     }
     at.at += 1;
-    for _ in 0..MAX_MEMBERS {
+    for _ in 0..MAX_DIRECT_MEMBERS {
         at.past_space();
         let Some(name) = at.plain_string() else { return false };
         if at.past_space() != Some(b':') {
             return false;
         }
         at.at += 1;
-        let wanted = root.children.iter().find(|(segment, _)| segment.as_str() == name);
+        let wanted = root.child(name);
         match at.past_space() {
             Some(b'{' | b'[') => {
                 // The walk descends into a wanted container; an unwanted
@@ -41,7 +38,7 @@ pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) -
             }
             _ => {
                 let Some(value) = at.scalar() else { return false };
-                if let Some((_, child)) = wanted {
+                if let Some(child) = wanted {
                     state.set(child.slot, value);
                 }
             }
@@ -67,7 +64,7 @@ struct Cursor<'b> {
 impl<'b> Cursor<'b> {
     /// Moves past whitespace; the byte there.
     fn past_space(&mut self) -> Option<u8> {
-        while self.at < self.body.len() && matches!(self.body[self.at], b' ' | b'\t' | b'\n' | b'\r') {
+        while self.at < self.body.len() && is_space(self.body[self.at]) {
             self.at += 1;
         }
         self.body.get(self.at).copied()
@@ -126,9 +123,9 @@ impl<'b> Cursor<'b> {
     /// Whether what follows a number or a word can end a value (so
     /// `1.5`, `1e3` and `truex` are left to the walk).
     fn ends_value(&self) -> bool {
-        matches!(
-            self.body.get(self.at),
-            Some(b',' | b'}' | b' ' | b'\t' | b'\n' | b'\r') | None
-        )
+        match self.body.get(self.at) {
+            Some(&b) => b == b',' || b == b'}' || is_space(b),
+            None => true,
+        }
     }
 }

@@ -1,12 +1,8 @@
 //! Reading a JSON object's last members backwards, from its closing brace,
 //! for as long as their values are scalars (see the module docs).
 
-use super::{Node, State, WORDS};
+use super::{is_space, Node, State, MAX_DIRECT_MEMBERS, WORDS};
 use std::borrow::Cow;
-
-/// At most this many members are read from the end: enough for every
-/// sender's trailing metadata, and a bound on a body of many scalars.
-const MAX_MEMBERS: usize = 64;
 
 /// Takes the wanted top-level scalars among the last members of the
 /// object `body` holds; stops at the first member it cannot read cheaply
@@ -17,7 +13,7 @@ pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) {
         return;
     }
     at.end -= 1;
-    for _ in 0..MAX_MEMBERS {
+    for _ in 0..MAX_DIRECT_MEMBERS {
         let Some(value) = at.scalar() else { return };
         if at.back_past_space() != Some(b':') {
             return;
@@ -25,11 +21,7 @@ pub(super) fn read<'b>(body: &'b [u8], root: &Node, state: &mut State<'_, 'b>) {
         at.end -= 1;
         at.back_past_space();
         let Some(Some(name)) = at.string() else { return };
-        if let Some((_, child)) = root
-            .children
-            .iter()
-            .find(|(segment, _)| segment.as_str() == name.as_ref())
-        {
+        if let Some(child) = root.child(&name) {
             // A member on a longer wanted path has no value here: the
             // forward walk reads it and says so.
             if child.children.is_empty() {
@@ -52,7 +44,7 @@ struct Cursor<'b> {
 impl<'b> Cursor<'b> {
     /// Moves back over whitespace; the byte before the new end.
     fn back_past_space(&mut self) -> Option<u8> {
-        while self.end > 0 && matches!(self.body[self.end - 1], b' ' | b'\t' | b'\n' | b'\r') {
+        while self.end > 0 && is_space(self.body[self.end - 1]) {
             self.end -= 1;
         }
         self.end.checked_sub(1).map(|i| self.body[i])
