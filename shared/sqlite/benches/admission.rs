@@ -29,6 +29,8 @@ use webhooks_sqlite::{Durability, SqliteBackend};
 
 const GROUP: u64 = 32;
 const NOW: i64 = 1_795_000_000;
+/// Time to live of the records written, as the default configuration's.
+const TTL_SECS: i64 = 7 * 86_400;
 
 /// A gigstack `invoice.created` body of about 1 KiB with its id.
 fn body(id: &str) -> String {
@@ -58,6 +60,21 @@ fn event(n: u64) -> Event {
     }
 }
 
+/// Runs `iters` events through `write` in groups of up to [`GROUP`], each
+/// group numbered on from `next`; `write(first, n)` answers the time its
+/// timed part took. The sum of those times.
+fn in_groups(iters: u64, next: &mut u64, mut write: impl FnMut(u64, u64) -> Duration) -> Duration {
+    let mut timed = Duration::ZERO;
+    let mut done = 0;
+    while done < iters {
+        let n = GROUP.min(iters - done);
+        timed += write(*next, n);
+        *next += n;
+        done += n;
+    }
+    timed
+}
+
 fn bench_admission(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -68,31 +85,25 @@ fn bench_admission(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("groups_of_32", |b| {
         b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = GROUP.min(iters - done);
+            in_groups(iters, &mut next, |first, n| {
                 // Made outside the timed part: only the database's work counts.
-                let batches: Vec<AdmissionBatch> = (0..n)
+                let batches: Vec<AdmissionBatch> = (first..first + n)
                     .map(|i| AdmissionBatch {
-                        events: Arc::from(vec![(event(next + i), EventState::Received)]),
+                        events: Arc::from(vec![(event(i), EventState::Received)]),
                         now: NOW,
                         claim_lease_secs: 30,
-                        ttl_secs: 7 * 86_400,
+                        ttl_secs: TTL_SECS,
                     })
                     .collect();
-                next += n;
-                timed += rt.block_on(async {
+                rt.block_on(async {
                     let start = Instant::now();
                     let admitted =
                         futures::future::join_all(batches.into_iter().map(|batch| admission.admit(batch))).await;
                     let elapsed = start.elapsed();
                     assert!(admitted.iter().all(Result::is_ok), "every event admitted");
                     elapsed
-                });
-                done += n;
-            }
-            timed
+                })
+            })
         })
     });
     group.finish();
@@ -122,12 +133,8 @@ fn bench_raw_insert(c: &mut Criterion) {
     group.throughput(Throughput::Elements(1));
     group.bench_function("groups_of_32", |b| {
         b.iter_custom(|iters| {
-            let mut timed = Duration::ZERO;
-            let mut done = 0;
-            while done < iters {
-                let n = GROUP.min(iters - done);
-                let events: Vec<Event> = (next..next + n).map(event).collect();
-                next += n;
+            in_groups(iters, &mut next, |first, n| {
+                let events: Vec<Event> = (first..first + n).map(event).collect();
                 let start = Instant::now();
                 conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
                 for e in &events {
@@ -143,7 +150,7 @@ fn bench_raw_insert(c: &mut Criterion) {
                                 0,
                                 NOW,
                                 None::<i64>,
-                                NOW + 7 * 86_400,
+                                NOW + TTL_SECS,
                                 e.payload.as_str(),
                                 true,
                                 e.request_id.as_deref(),
@@ -155,10 +162,8 @@ fn bench_raw_insert(c: &mut Criterion) {
                     assert_eq!(written, 1, "a new row");
                 }
                 conn.execute_batch("COMMIT").expect("commit");
-                timed += start.elapsed();
-                done += n;
-            }
-            timed
+                start.elapsed()
+            })
         })
     });
     group.finish();
