@@ -6,7 +6,7 @@ use crate::config::AppConfig;
 use crate::handlers::{self, HandlerDeps, HandlerRegistry};
 use crate::pipeline::ingest::Ingest;
 use crate::pipeline::process::Processor;
-use crate::ports::admission::{Admission, ClaimThenEnqueue};
+use crate::ports::admission::{Admission, EnqueueThenClaim};
 use crate::ports::artifacts::ArtifactStore;
 use crate::ports::queue::Queue;
 use crate::ports::refusals::{NoRefusals, RefusalLog};
@@ -48,7 +48,7 @@ pub struct Ports {
     pub store: Arc<dyn EventStore>,
     pub queue: Arc<dyn Queue>,
     pub artifacts: Arc<dyn ArtifactStore>,
-    /// How ingest claims and enqueues: [`ClaimThenEnqueue`] over the store
+    /// How ingest claims and enqueues: [`EnqueueThenClaim`] over the store
     /// and queue unless an adapter does both at once.
     pub admission: Arc<dyn Admission>,
     /// Where ingest keeps refused deliveries; [`NoRefusals`] unless set.
@@ -58,7 +58,7 @@ pub struct Ports {
 impl Ports {
     /// Ports whose admission is the claim-then-enqueue protocol over `store` and `queue`.
     pub fn new(store: Arc<dyn EventStore>, queue: Arc<dyn Queue>, artifacts: Arc<dyn ArtifactStore>) -> Self {
-        let admission = Arc::new(ClaimThenEnqueue::new(store.clone(), queue.clone()));
+        let admission = Arc::new(EnqueueThenClaim::new(store.clone(), queue.clone()));
         Self {
             store,
             queue,

@@ -308,7 +308,7 @@ mod tests {
         let db = Db::open_in_memory().expect("db");
         let store = std::sync::Arc::new(SqliteStore::new(db.clone()));
         let queue = std::sync::Arc::new(SqliteQueue::new(db));
-        let admission = webhooks_core::ports::admission::ClaimThenEnqueue::new(store.clone(), queue.clone());
+        let admission = webhooks_core::ports::admission::EnqueueThenClaim::new(store.clone(), queue.clone());
         webhooks_testkit::contract::admission::run_all(&admission, store.as_ref(), queue.as_ref(), "generic").await;
     }
 }

@@ -228,27 +228,6 @@ impl EventStore for SqliteStore {
             .await?)
     }
 
-    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
-        let pk = key.as_string();
-        self.db
-            .call(move |conn| {
-                conn.execute(
-                    "UPDATE events SET state = 'QUEUED', lease_until = NULL, updated_at = ?2 WHERE pk = ?1 AND state = 'RECEIVED'",
-                    params![pk, now],
-                )
-            })
-            .await?;
-        Ok(())
-    }
-
-    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
-        let pk = key.as_string();
-        self.db
-            .call(move |conn| conn.execute("DELETE FROM events WHERE pk = ?1 AND state = 'RECEIVED'", [&pk]))
-            .await?;
-        Ok(())
-    }
-
     async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {
         let pk = key.as_string();
         let deleted = self

@@ -96,7 +96,7 @@ impl Fault for EveryNth {
 }
 
 /// An event store whose claims fail as `claims` decides and whose other
-/// writes (mark queued, release, lease, settle, requeue) fail as `writes`
+/// writes (lease, settle, requeue) fail as `writes`
 /// decides; reads always pass.
 pub struct FaultyStore {
     pub inner: Arc<dyn EventStore>,
@@ -120,14 +120,6 @@ impl EventStore for FaultyStore {
             return Err(StoreError::Unavailable("injected: claim refused".into()));
         }
         self.inner.claim(claim).await
-    }
-    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
-        self.write()?;
-        self.inner.mark_queued(key, now).await
-    }
-    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
-        self.write()?;
-        self.inner.release(key).await
     }
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
         self.write()?;
@@ -158,8 +150,8 @@ impl EventStore for FaultyStore {
 
 /// A queue whose sends fail before anything is sent as `before` decides, or
 /// after the message went through as `after` decides (the answer lost: the
-/// admission releases the claim of a message that is queued, so the event
-/// may be queued twice and the processor's lease must still run its
+/// admission records nothing and answers 503, so the event is queued again
+/// by the sender's retry and the processor's lease must still run its
 /// handlers once). Everything else passes.
 pub struct FaultyQueue {
     pub inner: Arc<dyn Queue>,

@@ -6,12 +6,12 @@
 //!   `ReturnValuesOnConditionCheckFailure=ALL_OLD`, so a failed condition
 //!   carries the existing item and tells a duplicate from an in-flight copy
 //!   without a second read;
-//! - mark_queued / settle / requeue: `UpdateItem` conditioned on the state
-//!   they leave (RECEIVED / PROCESSING / any existing record);
+//! - settle / requeue: `UpdateItem` conditioned on the state they leave
+//!   (PROCESSING / any existing record);
 //! - lease: `UpdateItem` conditioned on RECEIVED, QUEUED or an expired
 //!   PROCESSING lease (again with ALL_OLD on failure); with no record, a
 //!   conditional `PutItem` creates it already leased;
-//! - release: `DeleteItem` conditioned on RECEIVED.
+//! - discard: `DeleteItem` conditioned on FAILED.
 //!
 //! `expires_at` is the table's TTL attribute: DynamoDB deletes expired items
 //! itself (within a day or two of expiry); [`EventStore::purge_expired`]
@@ -317,7 +317,7 @@ impl EventStore for DynamoStore {
                 Some(r) => r,
                 None => {
                     return Err(StoreError::Unavailable(
-                        "claim lost a race with a release; retry".into(),
+                        "the record vanished between the claim and its read; retry".into(),
                     ))
                 }
             },
@@ -326,33 +326,6 @@ impl EventStore for DynamoStore {
             EventState::Received => ClaimOutcome::InFlight,
             other => ClaimOutcome::Duplicate(other),
         })
-    }
-
-    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(key)))
-            .condition_expression("#state = :received")
-            .update_expression("SET #state = :queued, updated_at = :now REMOVE lease_until")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":received", s(EventState::Received.as_str()))
-            .expression_attribute_values(":queued", s(EventState::Queued.as_str()))
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            // Already past RECEIVED (a fast processor leased it): nothing to do.
-            Err(e) if update_condition_failed(&e).is_some() => Ok(()),
-            Err(e) => Err(unavailable(e)),
-        }
-    }
-
-    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
-        // Already past RECEIVED: nothing to release.
-        self.delete_in_state(key, EventState::Received).await.map(|_| ())
     }
 
     async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {

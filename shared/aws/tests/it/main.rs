@@ -134,7 +134,7 @@ async fn dynamodb_and_sqs_pass_the_admission_contract() {
         .expect("queues");
     let store = std::sync::Arc::new(DynamoStore::new(c.dynamodb.clone(), &table));
     let queue = std::sync::Arc::new(SqsQueue::new(c.sqs.clone(), &url, &dlq));
-    let admission = webhooks_core::ports::admission::ClaimThenEnqueue::new(store.clone(), queue.clone());
+    let admission = webhooks_core::ports::admission::EnqueueThenClaim::new(store.clone(), queue.clone());
     webhooks_testkit::contract::admission::run_all(&admission, store.as_ref(), queue.as_ref(), &table).await;
 }
 

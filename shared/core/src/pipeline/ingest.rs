@@ -356,7 +356,7 @@ impl Ingest {
                 return Err(IngestError::TooLarge);
             }
             Err(e) => {
-                warn!(request_id = %inbound.request_id, provider = %inbound.provider, error = %e, "claim or enqueue failed; nothing kept");
+                warn!(request_id = %inbound.request_id, provider = %inbound.provider, error = %e, "claim or enqueue failed; the sender retries");
                 return Err(IngestError::Unavailable(e.to_string()));
             }
         };

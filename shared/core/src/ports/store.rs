@@ -21,7 +21,7 @@ pub enum StoreError {
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClaimOutcome {
-    /// This caller owns the new record and must enqueue (or release) it.
+    /// This caller made the record.
     Claimed,
     /// A record already exists past RECEIVED (or inside no lease): 200 duplicate.
     Duplicate(EventState),
@@ -128,22 +128,16 @@ impl ListFilter {
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Creates the record unless one exists; an existing RECEIVED record
-    /// whose lease has expired is taken over (its claimant died before
-    /// enqueueing). One atomic conditional write.
+    /// whose lease has expired is taken over (its claimant, of a version
+    /// that recorded before it sent, died before enqueueing). One atomic
+    /// conditional write.
     async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError>;
-
-    /// RECEIVED -> QUEUED once the message is on the queue.
-    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError>;
-
-    /// Deletes a RECEIVED claim after the enqueue failed, so the sender's
-    /// retry is accepted at once.
-    async fn release(&self, key: &EventKey) -> Result<(), StoreError>;
 
     /// Takes the processing lease: from RECEIVED or QUEUED, or from
     /// PROCESSING whose lease expired. Raises `attempts`. With no record
-    /// (its claim was released after an enqueue that in fact went through,
-    /// or it expired), the record is created from the envelope and leased:
-    /// a later retry of the same delivery then finds it and is a duplicate.
+    /// (its ingest sent the message and then failed to record it, or it
+    /// expired), the record is created from the envelope and leased: a
+    /// later retry of the same delivery then finds it and is a duplicate.
     /// Clears `next_attempt_at` (the attempt it announced is this one) and
     /// keeps the history.
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError>;

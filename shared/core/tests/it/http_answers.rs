@@ -59,6 +59,10 @@ async fn duplicate_of_queued_or_processed_event_is_200_duplicate() {
     assert_eq!(h.state("gigstack", "evt_dup").await, Some(EventState::Done));
     let (status, json, _) = h.call(gigstack_request(&body)).await;
     assert_eq!((status, json["status"].as_str()), (StatusCode::OK, Some("duplicate")));
+    // The copies' messages, sent before ingest knew them for copies, run
+    // nothing.
+    h.drain(std::time::Duration::from_secs(5)).await;
+    assert_eq!(h.sqlite_queue.depth().await.unwrap(), 0);
     assert_eq!(h.effect.effects.load(Ordering::SeqCst), 1);
 }
 
@@ -66,7 +70,8 @@ async fn duplicate_of_queued_or_processed_event_is_200_duplicate() {
 async fn duplicate_still_in_flight_is_409() {
     let h = Harness::new();
     let body = gigstack_body("evt_inflight", "invoice.created");
-    // A first copy has claimed the event and not yet enqueued it.
+    // A first copy, admitted by a version that claimed before it sent, has
+    // claimed the event and not yet enqueued it.
     let ev = webhooks_core::event::Event {
         provider: "gigstack".into(),
         id: "evt_inflight".into(),
@@ -281,15 +286,57 @@ async fn store_unavailable_is_503() {
     );
 }
 
+/// Ingest sends before it records: a record that fails leaves the message
+/// it followed on the queue. Whether the provider's retry comes before the
+/// processor or after, the event's handler runs once.
 #[tokio::test]
-async fn queue_unavailable_is_503_and_leaves_no_claim_so_the_retry_is_accepted() {
+async fn a_message_sent_before_a_failed_record_runs_its_event_once() {
+    let h = Harness::new();
+    let calls = || h.effect.calls.load(Ordering::SeqCst);
+
+    // The retry comes first: it records the event, and sends a second message.
+    let early = gigstack_body("evt_rec_early", "invoice.created");
+    h.faults.store_down.set(true);
+    assert_eq!(
+        h.call(gigstack_request(&early)).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    assert!(
+        h.record("gigstack", "evt_rec_early").await.is_none(),
+        "nothing recorded"
+    );
+    assert_eq!(h.sqlite_queue.depth().await.unwrap(), 1, "its message went out first");
+    h.faults.store_down.set(false);
+    assert_eq!(h.call(gigstack_request(&early)).await.1["status"], "accepted");
+    assert_eq!(h.sqlite_queue.depth().await.unwrap(), 2, "one message a delivery");
+    h.drain(Duration::from_secs(10)).await;
+    assert_eq!(h.state("gigstack", "evt_rec_early").await, Some(EventState::Done));
+    assert_eq!(calls(), 1, "two messages, one run");
+
+    // The processor comes first: it records the event from its message, and
+    // the retry is a duplicate.
+    let late = gigstack_body("evt_rec_late", "invoice.created");
+    h.faults.store_down.set(true);
+    assert_eq!(h.call(gigstack_request(&late)).await.0, StatusCode::SERVICE_UNAVAILABLE);
+    h.faults.store_down.set(false);
+    h.drain(Duration::from_secs(10)).await;
+    assert_eq!(h.state("gigstack", "evt_rec_late").await, Some(EventState::Done));
+    assert_eq!(calls(), 2);
+    assert_eq!(h.call(gigstack_request(&late)).await.1["status"], "duplicate");
+    h.drain(Duration::from_secs(10)).await;
+    assert_eq!(calls(), 2, "the retry's message runs nothing");
+    assert_eq!(h.sqlite_queue.depth().await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn queue_unavailable_is_503_and_records_nothing_so_the_retry_is_accepted() {
     let h = Harness::new();
     h.faults.queue_down.set(true);
     let body = gigstack_body("evt_queue", "invoice.created");
     let (status, json, _) = h.call(gigstack_request(&body)).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json, serde_json::json!({"error": "unavailable"}));
-    assert!(h.record("gigstack", "evt_queue").await.is_none(), "claim released");
+    assert!(h.record("gigstack", "evt_queue").await.is_none(), "nothing recorded");
     h.faults.queue_down.set(false);
     let (status, json, _) = h.call(gigstack_request(&body)).await;
     assert_eq!((status, json["status"].as_str()), (StatusCode::OK, Some("accepted")));

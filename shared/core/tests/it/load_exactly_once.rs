@@ -7,9 +7,9 @@
 //! some sends but losing the answer.
 //!
 //! Everything is real but the faults: the HTTP router on 127.0.0.1, the
-//! claim-then-enqueue admission over the SQLite store and queue, the worker
-//! loop, the built-in gigstack handler calling a local HTTP sink that counts
-//! effects. The fault wrappers sit between the admission and the SQLite
+//! send-then-record admission (`EnqueueThenClaim`, as on AWS) over the
+//! SQLite store and queue, the worker loop, the built-in gigstack handler
+//! calling a local HTTP sink that counts effects. The fault wrappers sit between the admission and the SQLite
 //! adapters, so each fault reaches ingest exactly as an outage of DynamoDB
 //! or SQS would.
 //!
@@ -31,7 +31,7 @@ use webhooks_core::app::{App, Ports};
 use webhooks_core::config::AppConfig;
 use webhooks_core::event::EventState;
 use webhooks_core::pipeline::worker::{self, WorkerSettings};
-use webhooks_core::ports::admission::ClaimThenEnqueue;
+use webhooks_core::ports::admission::EnqueueThenClaim;
 use webhooks_core::ports::artifacts::LocalDir;
 use webhooks_core::ports::queue::Queue;
 use webhooks_core::ports::store::{EventStore, ListFilter};
@@ -47,9 +47,9 @@ const DISTINCT: usize = DELIVERIES - DUPLICATES;
 /// so it tends to land while its original is queued or being processed.
 const LATER_COPY_LAG: usize = 50;
 /// Handler attempts before an event is dead-lettered. Above the most failures
-/// a transient event has (2) with room to spare: when a released claim leaves
-/// two messages for one event, the busy one's receive count can run ahead of
-/// the record's attempts.
+/// a transient event has (2) with room to spare: an event with two messages
+/// (a copy's, or a retry's after a lost send answer), the busy one's receive
+/// count can run ahead of the record's attempts.
 const MAX_ATTEMPTS: u32 = 5;
 /// How often a delivery is retried before the test gives up on it.
 const MAX_TRIES: u32 = 50;
@@ -321,7 +321,7 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
         before: before.clone(),
         after: after.clone(),
     });
-    let admission = Arc::new(ClaimThenEnqueue::new(faulty_store.clone(), faulty_queue.clone()));
+    let admission = Arc::new(EnqueueThenClaim::new(faulty_store.clone(), faulty_queue.clone()));
 
     let overlay = format!(
         r#"
@@ -453,6 +453,10 @@ async fn ten_thousand_deliveries_with_duplicates_and_faults_have_exactly_one_eff
         "every delivery answered 503 was retried until accepted"
     );
     assert_eq!(answered("accepted") + answered("duplicate"), DELIVERIES);
+    assert_eq!(
+        total_409, 0,
+        "no copy is refused: a record exists only once its message does"
+    );
     assert!(answered("accepted") <= DISTINCT, "no event is accepted twice");
 
     // ---- exactly one effect, dead letters exactly the always-failing ----

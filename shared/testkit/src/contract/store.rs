@@ -18,7 +18,6 @@ pub async fn run_all(store: &dyn EventStore) {
 pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
     claim_is_exclusive(store, prefix).await;
     expired_claim_is_taken_over(store, prefix).await;
-    release_allows_reclaim(store, prefix).await;
     lease_lifecycle(store, prefix).await;
     lease_creates_missing_record(store, prefix).await;
     ignored_records(store, prefix).await;
@@ -91,14 +90,9 @@ async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
         ClaimOutcome::InFlight,
         "a live RECEIVED claim is in flight"
     );
-    store.mark_queued(&ev.key(), 102).await.expect("mark queued");
-    assert_eq!(
-        store.claim(claim(&ev, 103)).await.expect("claim"),
-        ClaimOutcome::Duplicate(EventState::Queued),
-        "a queued event is a duplicate"
-    );
     let rec = store.get(&ev.key()).await.expect("get").expect("record exists");
-    assert_eq!(rec.state, EventState::Queued);
+    assert_eq!(rec.state, EventState::Received);
+    assert_eq!(rec.lease_until, Some(130), "the claim's lease");
     assert_eq!(rec.event_type, "a.b");
     assert_eq!(
         rec.payload.as_ref().map(|p| p.as_str()),
@@ -106,6 +100,27 @@ async fn claim_is_exclusive(store: &dyn EventStore, p: &str) {
         "payload stored for replay"
     );
     assert!(rec.expires_at >= 100 + 7 * 86_400 - 1, "TTL set from the claim");
+    // Recorded QUEUED at once (claim and enqueue in one transaction), or
+    // leased by a processor: a duplicate from then on.
+    let queued = event(&format!("{p}-prov"), "claim-queued", "a.b");
+    store
+        .claim(claim_as(&queued, EventState::Queued, 100, 1_000))
+        .await
+        .expect("claim");
+    assert_eq!(
+        store.claim(claim(&queued, 101)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Queued),
+        "a queued event is a duplicate"
+    );
+    assert!(matches!(
+        store.lease(&ev, 102, 60, 1_000).await.expect("lease"),
+        LeaseOutcome::Leased(_)
+    ));
+    assert_eq!(
+        store.claim(claim(&ev, 103)).await.expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Processing),
+        "a leased event is a duplicate"
+    );
 }
 
 async fn expired_claim_is_taken_over(store: &dyn EventStore, p: &str) {
@@ -125,33 +140,11 @@ async fn expired_claim_is_taken_over(store: &dyn EventStore, p: &str) {
     );
 }
 
-async fn release_allows_reclaim(store: &dyn EventStore, p: &str) {
-    let ev = event(&format!("{p}-prov"), "released", "a.b");
-    assert_eq!(
-        store.claim(claim(&ev, 100)).await.expect("claim"),
-        ClaimOutcome::Claimed
-    );
-    store.release(&ev.key()).await.expect("release");
-    assert!(
-        store.get(&ev.key()).await.expect("get").is_none(),
-        "released claim is gone"
-    );
-    assert_eq!(
-        store.claim(claim(&ev, 101)).await.expect("claim"),
-        ClaimOutcome::Claimed
-    );
-    store.mark_queued(&ev.key(), 101).await.expect("mark queued");
-    store.release(&ev.key()).await.expect("release");
-    assert!(
-        store.get(&ev.key()).await.expect("get").is_some(),
-        "release never deletes a queued record"
-    );
-}
-
 async fn lease_lifecycle(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "lease-1", "a.b");
+    // Leased straight from its RECEIVED claim, as a claim-then-enqueue
+    // admission leaves it.
     store.claim(claim(&ev, 100)).await.expect("claim");
-    store.mark_queued(&ev.key(), 100).await.expect("mark");
     let rec = match store.lease(&ev, 200, 60, 1000).await.expect("lease") {
         LeaseOutcome::Leased(r) => r,
         other => panic!("first lease should succeed, got {other:?}"),
@@ -390,17 +383,15 @@ async fn purge_keeps_dead_letters_and_queued(store: &dyn EventStore, p: &str) {
         ("failed", Some(EventState::Failed)),
         ("queued", None),
         ("ignored", None),
+        ("received", None),
     ] {
         let ev = event(&provider, id, "a.b");
-        let state = if id == "ignored" {
-            EventState::Ignored
-        } else {
-            EventState::Received
+        let state = match id {
+            "ignored" => EventState::Ignored,
+            "queued" => EventState::Queued,
+            _ => EventState::Received,
         };
         store.claim(claim_as(&ev, state, 1_000, 10)).await.expect("claim");
-        if state == EventState::Received {
-            store.mark_queued(&ev.key(), 1_000).await.expect("queued");
-        }
         if let Some(end) = end {
             assert!(matches!(
                 store.lease(&ev, 1_001, 30, 10).await.expect("lease"),
@@ -415,7 +406,11 @@ async fn purge_keeps_dead_letters_and_queued(store: &dyn EventStore, p: &str) {
     assert!(purged >= 2, "the DONE and IGNORED records are purged (got {purged})");
     for (id, key) in &keys {
         let kept = store.get(key).await.expect("get").is_some();
-        assert_eq!(kept, matches!(*id, "failed" | "queued"), "{id} kept: {kept}");
+        assert_eq!(
+            kept,
+            matches!(*id, "failed" | "queued" | "received"),
+            "{id} kept: {kept}"
+        );
     }
     // Discarding takes a dead letter's record only.
     for (id, key) in &keys {
@@ -457,7 +452,6 @@ async fn attempt_history_and_next_attempt(store: &dyn EventStore, p: &str) {
         now,
     };
     store.claim(claim(&ev, 100)).await.expect("claim");
-    store.mark_queued(&ev.key(), 100).await.expect("mark");
     let rec = leased(store.lease(&ev, 200, 60, 1000).await.expect("lease"));
     assert!(rec.history.is_empty(), "a new record has no history");
     let first = vec![

@@ -194,7 +194,7 @@ mod tests {
     async fn memory_adapters_pass_the_admission_contract() {
         let store = std::sync::Arc::new(crate::memory::store::MemoryStore::new());
         let queue = std::sync::Arc::new(MemoryQueue::new());
-        let admission = webhooks_core::ports::admission::ClaimThenEnqueue::new(store.clone(), queue.clone());
+        let admission = webhooks_core::ports::admission::EnqueueThenClaim::new(store.clone(), queue.clone());
         crate::contract::admission::run_all(&admission, store.as_ref(), queue.as_ref(), "memory").await;
     }
 }

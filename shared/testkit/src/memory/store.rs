@@ -101,25 +101,6 @@ impl EventStore for MemoryStore {
         Ok(ClaimOutcome::Claimed)
     }
 
-    async fn mark_queued(&self, key: &EventKey, now: i64) -> Result<(), StoreError> {
-        if let Some((_, r)) = self.records().get_mut(key) {
-            if r.state == EventState::Received {
-                r.state = EventState::Queued;
-                r.lease_until = None;
-                r.updated_at = now;
-            }
-        }
-        Ok(())
-    }
-
-    async fn release(&self, key: &EventKey) -> Result<(), StoreError> {
-        let mut records = self.records();
-        if records.get(key).is_some_and(|(_, r)| r.state == EventState::Received) {
-            records.remove(key);
-        }
-        Ok(())
-    }
-
     async fn discard(&self, key: &EventKey) -> Result<bool, StoreError> {
         let mut records = self.records();
         if records.get(key).is_some_and(|(_, r)| r.state == EventState::Failed) {
