@@ -8,7 +8,8 @@
 //!
 //! Each record runs in its own task: a panic in one is a failure of that
 //! record only (SQS redelivers it after the visibility timeout), never of the
-//! batch.
+//! batch. Events run side by side; the messages of one event (its copies'
+//! too) run in turn, so a copy finds its event finished, not leased.
 //!
 //! Invoked directly (not by SQS) with `{"action": "dead_letters"}` or
 //! `{"action": "redrive"}` (optional `"max"`), the same function lists the
@@ -77,28 +78,35 @@ impl BatchHandler {
 
     /// Handles a batch; returns the message ids SQS should deliver again.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        let tasks: Vec<_> = event
-            .records
+        // One task per event, side by side; inside it, the event's messages
+        // one after the other, each in a task of its own.
+        let tasks: Vec<_> = by_event(event.records)
             .into_iter()
-            .map(|record| {
+            .map(|group| {
+                let ids: Vec<String> = group.iter().map(|r| r.message_id.clone().unwrap_or_default()).collect();
                 let this = self.clone();
-                let message_id = record.message_id.clone().unwrap_or_default();
-                (
-                    message_id,
-                    tokio::spawn(async move { this.handle_record(record).await }),
-                )
+                (ids, tokio::spawn(async move { this.handle_in_turn(group).await }))
             })
             .collect();
+        let mut handled = Vec::new();
+        for (ids, task) in tasks {
+            match task.await {
+                Ok(results) => handled.extend(results),
+                // Only a record's own task can panic (caught below); should
+                // the group's fail all the same, SQS delivers its records again.
+                Err(e) => handled.extend(ids.into_iter().map(|id| (id, Err(e.is_panic())))),
+            }
+        }
         let mut response = SqsBatchResponse::default();
         let mut request_ids: Vec<serde_json::Value> = Vec::new();
-        for (message_id, task) in tasks {
-            let retry = match task.await {
+        for (message_id, outcome) in handled {
+            let retry = match outcome {
                 Ok(Handled { retry, request_id }) => {
                     request_ids.extend(request_id.map(serde_json::Value::from));
                     retry
                 }
-                Err(e) => {
-                    error!(message_id = %message_id, panicked = e.is_panic(), "record task failed; SQS delivers it again");
+                Err(panicked) => {
+                    error!(message_id = %message_id, panicked, "record task failed; SQS delivers it again");
                     true
                 }
             };
@@ -114,6 +122,19 @@ impl BatchHandler {
         self.metrics
             .flush(&[("request_ids", serde_json::Value::Array(request_ids))]);
         response
+    }
+
+    /// Processes the messages of one event in turn, each in its own task (a
+    /// panic stays that record's). `Err(panicked)`: its task failed.
+    async fn handle_in_turn(&self, group: Vec<SqsMessage>) -> Vec<(String, Result<Handled, bool>)> {
+        let mut results = Vec::with_capacity(group.len());
+        for record in group {
+            let message_id = record.message_id.clone().unwrap_or_default();
+            let this = self.clone();
+            let outcome = tokio::spawn(async move { this.handle_record(record).await }).await;
+            results.push((message_id, outcome.map_err(|e| e.is_panic())));
+        }
+        results
     }
 
     /// Processes one record.
@@ -152,6 +173,33 @@ impl BatchHandler {
             }
         }
     }
+}
+
+/// The batch's records grouped by event, in the order each event first
+/// appears: the `provider` and `event_id` attributes the ingest sets on every
+/// message. An event can have several messages in one batch: ingest sends a
+/// copy's message before it knows the delivery for a copy, and SQS delivers
+/// at least once. Run side by side, all but one would find the event leased
+/// by a neighbour and go back to the queue for a retry; run in turn, they
+/// find it finished and are acknowledged. A record without the attributes
+/// is a group of its own.
+fn by_event(records: Vec<SqsMessage>) -> Vec<Vec<SqsMessage>> {
+    let mut groups: Vec<Vec<SqsMessage>> = Vec::with_capacity(records.len());
+    let mut index: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+    for record in records {
+        let attribute = |name: &str| record.message_attributes.get(name).and_then(|a| a.string_value.clone());
+        match attribute("provider").zip(attribute("event_id")) {
+            Some(key) => match index.get(&key) {
+                Some(&at) => groups[at].push(record),
+                None => {
+                    index.insert(key, groups.len());
+                    groups.push(vec![record]);
+                }
+            },
+            None => groups.push(vec![record]),
+        }
+    }
+    groups
 }
 
 /// The provider a poison message is counted under in `DeadLettered`: the
@@ -288,3 +336,45 @@ mod tests {
 
 #[cfg(test)]
 mod batch_tests;
+
+#[cfg(test)]
+mod by_event_tests {
+    use super::*;
+    use aws_lambda_events::event::sqs::SqsMessageAttribute;
+
+    fn record(id: &str, event: Option<(&str, &str)>) -> SqsMessage {
+        let mut record = SqsMessage::default();
+        record.message_id = Some(id.into());
+        if let Some((provider, event_id)) = event {
+            for (name, value) in [("provider", provider), ("event_id", event_id)] {
+                let mut attribute = SqsMessageAttribute::default();
+                attribute.string_value = Some(value.into());
+                record.message_attributes.insert(name.into(), attribute);
+            }
+        }
+        record
+    }
+
+    fn ids(groups: &[Vec<SqsMessage>]) -> Vec<Vec<&str>> {
+        groups
+            .iter()
+            .map(|g| g.iter().map(|r| r.message_id.as_deref().unwrap_or_default()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn an_events_messages_are_one_group_in_batch_order() {
+        let groups = by_event(vec![
+            record("m1", Some(("gigstack", "evt_1"))),
+            record("m2", Some(("piriod", "evt_1"))),
+            record("m3", None),
+            record("m4", Some(("gigstack", "evt_1"))),
+            record("m5", None),
+        ]);
+        assert_eq!(
+            ids(&groups),
+            [vec!["m1", "m4"], vec!["m2"], vec!["m3"], vec!["m5"]],
+            "same provider and id together, first seen first; the same id of another provider and records without attributes apart"
+        );
+    }
+}
