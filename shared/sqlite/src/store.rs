@@ -10,7 +10,8 @@ use webhooks_core::event::{
 };
 use webhooks_core::payload::{OriginalBody, Payload};
 use webhooks_core::ports::store::{
-    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+    counts_as_gone, retry_not_due, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
+    StoreError,
 };
 
 /// SQLite-backed [`EventStore`].
@@ -168,7 +169,8 @@ fn insert(
 
 /// The claim, inside the caller's transaction: creates the record in
 /// `state` unless one exists; takes over a RECEIVED record whose lease has
-/// expired (its claimant died before enqueueing). Shared by the store's
+/// expired (its claimant died before enqueueing) and one that
+/// [`counts_as_gone`]. Shared by the store's
 /// claim and the admission that claims and enqueues in one transaction
 /// (`inbox`: the record carries its first queue message, see [`insert`]).
 pub(crate) fn claim_in(
@@ -194,25 +196,38 @@ pub(crate) fn claim_in(
             insert(conn, OnExisting::Replace, event, fresh, inbox)?;
             ClaimOutcome::Claimed
         }
-        Some((EventState::Received, attempts, lease)) if lease.unwrap_or(0) <= now => {
+        Some(found) if counts_as_gone(found.state, found.expires_at, now) => {
+            insert(conn, OnExisting::Replace, event, fresh, inbox)?;
+            ClaimOutcome::Claimed
+        }
+        Some(found) if found.state == EventState::Received && found.lease_until.unwrap_or(0) <= now => {
+            let attempts = found.attempts;
             insert(conn, OnExisting::Replace, event, Fresh { attempts, ..fresh }, inbox)?;
             ClaimOutcome::Claimed
         }
-        Some((EventState::Received, _, _)) => ClaimOutcome::InFlight,
-        Some((state, _, _)) => ClaimOutcome::Duplicate(state),
+        Some(found) if found.state == EventState::Received => ClaimOutcome::InFlight,
+        Some(found) => ClaimOutcome::Duplicate(found.state),
     })
 }
 
 /// Only what the claim decides on, without reading the payload back.
-fn fetch_claim_state(conn: &Connection, pk: &str) -> rusqlite::Result<Option<(EventState, u32, Option<i64>)>> {
-    conn.prepare_cached("SELECT state, attempts, lease_until FROM events WHERE pk = ?1")?
+struct ClaimState {
+    state: EventState,
+    attempts: u32,
+    lease_until: Option<i64>,
+    expires_at: i64,
+}
+
+fn fetch_claim_state(conn: &Connection, pk: &str) -> rusqlite::Result<Option<ClaimState>> {
+    conn.prepare_cached("SELECT state, attempts, lease_until, expires_at FROM events WHERE pk = ?1")?
         .query_row([pk], |row| {
             let state: String = row.get(0)?;
-            Ok((
-                EventState::parse(&state).unwrap_or(EventState::Received),
-                row.get(1)?,
-                row.get(2)?,
-            ))
+            Ok(ClaimState {
+                state: EventState::parse(&state).unwrap_or(EventState::Received),
+                attempts: row.get(1)?,
+                lease_until: row.get(2)?,
+                expires_at: row.get(3)?,
+            })
         })
         .optional()
 }
@@ -243,7 +258,8 @@ impl EventStore for SqliteStore {
             .db
             .call(move |conn| {
                 let pk = event.pk();
-                let outcome = match fetch(conn, &pk)? {
+                let found = fetch(conn, &pk)?.filter(|r| !counts_as_gone(r.state, r.expires_at, now));
+                let outcome = match found {
                     None => {
                         let fresh = Fresh {
                             state: EventState::Processing,
@@ -258,6 +274,9 @@ impl EventStore for SqliteStore {
                     Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
                         LeaseOutcome::Finished(r.state)
                     }
+                    Some(r) if retry_not_due(r.state, r.next_attempt_at, now).is_some() => LeaseOutcome::Busy {
+                        until: r.next_attempt_at.unwrap_or(now),
+                    },
                     Some(r) if r.state == EventState::Processing && r.lease_until.unwrap_or(0) > now => {
                         LeaseOutcome::Busy {
                             until: r.lease_until.unwrap_or(now),

@@ -2,15 +2,17 @@
 //! `provider#event_id`; every check-and-write is one conditional request:
 //!
 //! - claim: one `PutItem` with `attribute_not_exists(pk) OR (#state =
-//!   RECEIVED AND lease_until <= :now)` and
+//!   RECEIVED AND lease_until <= :now)` or a DONE / IGNORED item past
+//!   `expires_at` (not yet deleted by TTL: it counts as gone) and
 //!   `ReturnValuesOnConditionCheckFailure=ALL_OLD`, so a failed condition
 //!   carries the existing item and tells a duplicate from an in-flight copy
 //!   without a second read;
 //! - settle / requeue: `UpdateItem` conditioned on the state they leave
 //!   (PROCESSING / any existing record);
-//! - lease: `UpdateItem` conditioned on RECEIVED, QUEUED or an expired
-//!   PROCESSING lease (again with ALL_OLD on failure); with no record, a
-//!   conditional `PutItem` creates it already leased;
+//! - lease: `UpdateItem` conditioned on RECEIVED, QUEUED whose retry is
+//!   due, or an expired PROCESSING lease (again with ALL_OLD on failure);
+//!   with no record, or one that counts as gone, a conditional `PutItem`
+//!   creates it already leased;
 //! - discard: `DeleteItem` conditioned on FAILED.
 //!
 //! `expires_at` is the table's TTL attribute: DynamoDB deletes expired items
@@ -51,7 +53,8 @@ use std::collections::HashMap;
 use tracing::debug;
 use webhooks_core::event::{bound_history, history_to_json, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
-    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+    counts_as_gone, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+    RETRY_DUE_SLACK_SECS,
 };
 
 /// DynamoDB's item size limit.
@@ -208,9 +211,11 @@ impl DynamoStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(key)))
-            .condition_expression(
-                "attribute_exists(pk) AND (#state IN (:received, :queued) OR (#state = :processing AND lease_until <= :now))",
-            )
+            .condition_expression(concat!(
+                "attribute_exists(pk) AND (#state = :received",
+                " OR (#state = :queued AND (attribute_not_exists(next_attempt_at) OR next_attempt_at <= :due))",
+                " OR (#state = :processing AND lease_until <= :now))"
+            ))
             .update_expression(
                 "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now REMOVE next_attempt_at",
             )
@@ -220,6 +225,7 @@ impl DynamoStore {
             .expression_attribute_values(":processing", s(EventState::Processing.as_str()))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":until", n(now + lease_secs))
+            .expression_attribute_values(":due", n(now + RETRY_DUE_SLACK_SECS))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
@@ -237,9 +243,16 @@ impl DynamoStore {
                 Some(None) => Ok(None),
                 Some(Some(old)) => {
                     let rec = record(old)?;
+                    if counts_as_gone(rec.state, rec.expires_at, now) {
+                        // As if there were none: the caller's conditional create takes it over.
+                        return Ok(None);
+                    }
                     Ok(Some(match rec.state {
                         EventState::Processing => LeaseOutcome::Busy {
                             until: rec.lease_until.unwrap_or(now),
+                        },
+                        EventState::Queued => LeaseOutcome::Busy {
+                            until: rec.next_attempt_at.unwrap_or(now),
                         },
                         other => LeaseOutcome::Finished(other),
                     }))
@@ -287,6 +300,15 @@ fn delete_condition_failed<R>(e: &SdkError<DeleteItemError, R>) -> bool {
     )
 }
 
+/// The condition that a stored record [`counts_as_gone`], for a conditional
+/// write that takes such a record over (names `#state`; values `:now`,
+/// `:done`, `:ignored`). A macro so the expressions stay `&'static str`.
+macro_rules! gone_condition {
+    () => {
+        "(#state IN (:done, :ignored) AND expires_at <= :now)"
+    };
+}
+
 #[async_trait]
 impl EventStore for DynamoStore {
     async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError> {
@@ -297,10 +319,15 @@ impl EventStore for DynamoStore {
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk) OR (#state = :received AND lease_until <= :now)")
+            .condition_expression(concat!(
+                "attribute_not_exists(pk) OR (#state = :received AND lease_until <= :now) OR ",
+                gone_condition!()
+            ))
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":received", s(EventState::Received.as_str()))
             .expression_attribute_values(":now", n(claim.now))
+            .expression_attribute_values(":done", s(EventState::Done.as_str()))
+            .expression_attribute_values(":ignored", s(EventState::Ignored.as_str()))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -346,7 +373,11 @@ impl EventStore for DynamoStore {
                 .put_item()
                 .table_name(&self.table)
                 .set_item(Some(item.clone()))
-                .condition_expression("attribute_not_exists(pk)")
+                .condition_expression(concat!("attribute_not_exists(pk) OR ", gone_condition!()))
+                .expression_attribute_names("#state", "state")
+                .expression_attribute_values(":now", n(now))
+                .expression_attribute_values(":done", s(EventState::Done.as_str()))
+                .expression_attribute_values(":ignored", s(EventState::Ignored.as_str()))
                 .send()
                 .await;
             match created {

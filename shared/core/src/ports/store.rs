@@ -33,11 +33,37 @@ pub enum ClaimOutcome {
 #[derive(Debug, Clone)]
 pub struct Claim<'a> {
     pub event: &'a Event,
-    /// RECEIVED for an event with handlers, IGNORED for an unknown type.
+    /// QUEUED for an event with handlers whose message is sent (RECEIVED,
+    /// under a lease, for one whose message is yet to be sent), IGNORED for
+    /// an unknown type.
     pub state: EventState,
     pub now: i64,
     pub lease_secs: i64,
     pub ttl_secs: i64,
+}
+
+/// Whether a stored record counts as gone: DONE or IGNORED and past its
+/// expiry. DynamoDB deletes such a record up to two days after `expires_at`
+/// and the embedded store at its next purge; until then every adapter's
+/// claim and lease take it over as if there were none, so ingest and the
+/// processor agree on when an event stops being a duplicate whatever the
+/// moment it is deleted. (Otherwise a copy's message, sent before its
+/// record, could be acknowledged against the old record, which then
+/// vanishes, and the copy's record would say QUEUED with no message.)
+pub fn counts_as_gone(state: EventState, expires_at: i64, now: i64) -> bool {
+    matches!(state, EventState::Done | EventState::Ignored) && expires_at <= now
+}
+
+/// How long before its `next_attempt_at` a QUEUED record may already be
+/// leased: times are whole seconds and the retry's is rounded up, so the
+/// message that scheduled it can come back up to a second early.
+pub const RETRY_DUE_SLACK_SECS: i64 = 1;
+
+/// When a record waits for a retry that is not due at `now`: the time it
+/// is. A lease then finds it busy until then, so another message of the
+/// same event (a copy's) cannot run an attempt before the backoff is over.
+pub fn retry_not_due(state: EventState, next_attempt_at: Option<i64>, now: i64) -> Option<i64> {
+    next_attempt_at.filter(|&due| state == EventState::Queued && due > now + RETRY_DUE_SLACK_SECS)
 }
 
 /// What a processing lease found.
@@ -51,7 +77,8 @@ pub enum LeaseOutcome {
     Leased(EventRecord),
     /// Nothing to do: the record is DONE, FAILED or IGNORED.
     Finished(EventState),
-    /// Another processor holds a live lease until this time.
+    /// Another processor holds a live lease, or the record's retry is not
+    /// due, until this time.
     Busy { until: i64 },
 }
 
@@ -127,17 +154,19 @@ impl ListFilter {
 /// The event store.
 #[async_trait]
 pub trait EventStore: Send + Sync {
-    /// Creates the record unless one exists; an existing RECEIVED record
-    /// whose lease has expired is taken over (its claimant, of a version
-    /// that recorded before it sent, died before enqueueing). One atomic
-    /// conditional write.
+    /// Creates the record unless one exists; takes over an existing RECEIVED
+    /// record whose lease has expired (its claimant, of a version that
+    /// recorded before it sent, died before enqueueing) and one that
+    /// [`counts_as_gone`]. One atomic conditional write.
     async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError>;
 
-    /// Takes the processing lease: from RECEIVED or QUEUED, or from
+    /// Takes the processing lease: from RECEIVED, from QUEUED unless its
+    /// retry is not due ([`retry_not_due`]: busy until then), or from
     /// PROCESSING whose lease expired. Raises `attempts`. With no record
     /// (its ingest sent the message and then failed to record it, or it
-    /// expired), the record is created from the envelope and leased: a
-    /// later retry of the same delivery then finds it and is a duplicate.
+    /// expired) or one that [`counts_as_gone`], the record is created from
+    /// the envelope and leased: a later retry of the same delivery then
+    /// finds it and is a duplicate.
     /// Clears `next_attempt_at` (the attempt it announced is this one) and
     /// keeps the history.
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError>;

@@ -25,6 +25,8 @@ pub async fn run_all_with_prefix(store: &dyn EventStore, prefix: &str) {
     list_and_purge(store, prefix).await;
     purge_keeps_dead_letters_and_queued(store, prefix).await;
     attempt_history_and_next_attempt(store, prefix).await;
+    a_retry_not_due_is_busy_until_it_is(store, prefix).await;
+    a_finished_record_past_its_expiry_counts_as_gone(store, prefix).await;
     original_body_survives_to_a_replay(store, prefix).await;
 }
 
@@ -531,4 +533,108 @@ async fn attempt_history_and_next_attempt(store: &dyn EventStore, p: &str) {
         .expect("list");
     let found = listed.iter().find(|r| r.event_id == "history").expect("listed");
     assert_eq!(found.history, rec.history, "list reads the history too");
+}
+
+/// A second message of an event (a copy's) must not run an attempt before
+/// the backoff the first one settled is over; the message that scheduled
+/// the retry may come back up to the slack early (whole seconds, rounded up).
+async fn a_retry_not_due_is_busy_until_it_is(store: &dyn EventStore, p: &str) {
+    let ev = event(&format!("{p}-due"), "retry-due", "a.b");
+    store
+        .claim(claim_as(&ev, EventState::Queued, 100, 1_000))
+        .await
+        .expect("claim");
+    assert!(matches!(
+        store.lease(&ev, 100, 60, 1_000).await.expect("lease"),
+        LeaseOutcome::Leased(_)
+    ));
+    let retry = Settlement {
+        state: EventState::Queued,
+        error: Some("h: 503".into()),
+        results: Default::default(),
+        history: Vec::new(),
+        next_attempt_at: Some(160),
+        now: 101,
+    };
+    store.settle(&ev.key(), retry).await.expect("settle");
+    assert_eq!(
+        store.lease(&ev, 120, 60, 1_000).await.expect("lease"),
+        LeaseOutcome::Busy { until: 160 },
+        "not due: busy until the retry's time"
+    );
+    let rec = store.get(&ev.key()).await.expect("get").expect("record");
+    assert_eq!(
+        (rec.state, rec.attempts),
+        (EventState::Queued, 1),
+        "the refused lease changed nothing"
+    );
+    let rec = match store.lease(&ev, 159, 60, 1_000).await.expect("lease") {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("due within the slack: leased, got {other:?}"),
+    };
+    assert_eq!((rec.attempts, rec.next_attempt_at), (2, None));
+}
+
+/// A DONE or IGNORED record past its expiry counts as gone before it is
+/// deleted: a claim takes it over as a new event, and so does a lease (the
+/// message of a copy sent before its record, finding the old one).
+async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore, p: &str) {
+    let provider = format!("{p}-gone");
+    let done = |id: &'static str| {
+        let ev = event(&provider, id, "a.b");
+        async move {
+            store
+                .claim(claim_as(&ev, EventState::Queued, 100, 10))
+                .await
+                .expect("claim");
+            let LeaseOutcome::Leased(mut rec) = store.lease(&ev, 101, 60, 10).await.expect("lease") else {
+                panic!("leased");
+            };
+            rec.results.insert("h".into(), serde_json::json!({"ok": true}));
+            let settled = Settlement {
+                state: EventState::Done,
+                error: None,
+                results: rec.results,
+                history: Vec::new(),
+                next_attempt_at: None,
+                now: 102,
+            };
+            store.settle(&ev.key(), settled).await.expect("settle");
+            ev
+        }
+    };
+    // Expires at 110 (claimed at 100 with a TTL of 10).
+    let claimed = done("gone-claim").await;
+    assert_eq!(
+        store
+            .claim(claim_as(&claimed, EventState::Queued, 109, 10))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Done),
+        "before its expiry: a duplicate"
+    );
+    assert_eq!(
+        store
+            .claim(claim_as(&claimed, EventState::Queued, 110, 10))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed,
+        "past it: a new event"
+    );
+    let rec = store.get(&claimed.key()).await.expect("get").expect("record");
+    assert_eq!((rec.state, rec.attempts, rec.expires_at), (EventState::Queued, 0, 120));
+    assert!(rec.results.is_empty(), "nothing of the old record is kept");
+
+    let leased = done("gone-lease").await;
+    assert_eq!(
+        store.lease(&leased, 109, 60, 10).await.expect("lease"),
+        LeaseOutcome::Finished(EventState::Done),
+        "before its expiry: finished"
+    );
+    let rec = match store.lease(&leased, 110, 60, 10).await.expect("lease") {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("past its expiry: leased as new, got {other:?}"),
+    };
+    assert_eq!((rec.state, rec.attempts), (EventState::Processing, 1));
+    assert!(rec.results.is_empty(), "the handlers run again, as for a new event");
 }

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use webhooks_core::event::{bound_history, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
-    Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
+    counts_as_gone, retry_not_due, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
+    StoreError,
 };
 
 /// The records by key. Keyed by [`EventKey`], whose strings the events
@@ -87,6 +88,10 @@ impl EventStore for MemoryStore {
             }
             Entry::Occupied(mut slot) => {
                 let (_, r) = slot.get();
+                if counts_as_gone(r.state, r.expires_at, claim.now) {
+                    slot.insert(record(0));
+                    return Ok(ClaimOutcome::Claimed);
+                }
                 if r.state != EventState::Received {
                     return Ok(ClaimOutcome::Duplicate(r.state));
                 }
@@ -113,9 +118,18 @@ impl EventStore for MemoryStore {
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError> {
         let mut records = self.records();
         let order = records.len() as u64;
-        let (_, r) = records
-            .entry(event.key())
-            .or_insert_with(|| (order, new_record(event, EventState::Queued, 0, now, None, ttl_secs)));
+        let fresh = || (order, new_record(event, EventState::Queued, 0, now, None, ttl_secs));
+        let (_, r) = match records.entry(event.key()) {
+            Entry::Occupied(slot) if counts_as_gone(slot.get().1.state, slot.get().1.expires_at, now) => {
+                let slot = slot.into_mut();
+                *slot = fresh();
+                slot
+            }
+            entry => entry.or_insert_with(fresh),
+        };
+        if let Some(until) = retry_not_due(r.state, r.next_attempt_at, now) {
+            return Ok(LeaseOutcome::Busy { until });
+        }
         match r.state {
             EventState::Done | EventState::Failed | EventState::Ignored => Ok(LeaseOutcome::Finished(r.state)),
             EventState::Processing if r.lease_until.unwrap_or(0) > now => Ok(LeaseOutcome::Busy {
