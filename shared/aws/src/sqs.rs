@@ -258,7 +258,7 @@ fn message(event: &Event) -> Result<(String, HashMap<String, MessageAttributeVal
 #[async_trait]
 impl Queue for SqsQueue {
     fn fits(&self, event: &Event) -> Result<(), QueueError> {
-        // Measured, not built: `send` builds the message once, after the claim.
+        // Measured, not built: `send` builds the message once, before the record.
         let mut body = ByteCount::default();
         serde_json::to_writer(&mut body, event).map_err(|e| QueueError::BadMessage(e.to_string()))?;
         let size = body.0 + attributes_size(&event_attributes(event));
