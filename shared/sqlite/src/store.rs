@@ -284,8 +284,8 @@ impl EventStore for SqliteStore {
                     }
                     Some(_) => {
                         conn.execute(
-                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3, next_attempt_at = NULL WHERE pk = ?1",
-                            params![pk, now + lease_secs, now],
+                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3, next_attempt_at = NULL, expires_at = ?4 WHERE pk = ?1",
+                            params![pk, now + lease_secs, now, now + ttl_secs],
                         )?;
                         LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                     }

@@ -205,6 +205,7 @@ impl DynamoStore {
         key: &EventKey,
         now: i64,
         lease_secs: i64,
+        ttl_secs: i64,
     ) -> Result<Option<LeaseOutcome>, StoreError> {
         let result = self
             .client
@@ -217,7 +218,7 @@ impl DynamoStore {
                 " OR (#state = :processing AND lease_until <= :now))"
             ))
             .update_expression(
-                "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now REMOVE next_attempt_at",
+                "SET #state = :processing, attempts = if_not_exists(attempts, :zero) + :one, lease_until = :until, updated_at = :now, expires_at = :expires REMOVE next_attempt_at",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":received", s(EventState::Received.as_str()))
@@ -226,6 +227,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":until", n(now + lease_secs))
             .expression_attribute_values(":due", n(now + RETRY_DUE_SLACK_SECS))
+            .expression_attribute_values(":expires", n(now + ttl_secs))
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":one", n(1))
             .return_values(ReturnValue::AllNew)
@@ -305,7 +307,7 @@ fn delete_condition_failed<R>(e: &SdkError<DeleteItemError, R>) -> bool {
 /// `:done`, `:ignored`). A macro so the expressions stay `&'static str`.
 macro_rules! gone_condition {
     () => {
-        "(#state IN (:done, :ignored) AND expires_at <= :now)"
+        "(#state IN (:done, :ignored) AND (attribute_not_exists(expires_at) OR expires_at <= :now))"
     };
 }
 
@@ -364,7 +366,7 @@ impl EventStore for DynamoStore {
         // Two rounds at most: the record may appear (or vanish) between the
         // conditional update and the conditional create.
         for _ in 0..3 {
-            if let Some(outcome) = self.lease_existing(&key, now, lease_secs).await? {
+            if let Some(outcome) = self.lease_existing(&key, now, lease_secs, ttl_secs).await? {
                 return Ok(outcome);
             }
             let item = self.new_item(event, EventState::Processing, 1, now, Some(now + lease_secs), ttl_secs);

@@ -166,7 +166,9 @@ pub trait EventStore: Send + Sync {
     /// (its ingest sent the message and then failed to record it, or it
     /// expired) or one that [`counts_as_gone`], the record is created from
     /// the envelope and leased: a later retry of the same delivery then
-    /// finds it and is a duplicate.
+    /// finds it and is a duplicate. Every lease sets `expires_at` to
+    /// `now + ttl_secs`: a record's retention runs from its last attempt, so
+    /// one replayed and finished after its first expiry is not gone at once.
     /// Clears `next_attempt_at` (the attempt it announced is this one) and
     /// keeps the history.
     async fn lease(&self, event: &Event, now: i64, lease_secs: i64, ttl_secs: i64) -> Result<LeaseOutcome, StoreError>;

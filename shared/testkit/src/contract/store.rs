@@ -549,12 +549,9 @@ async fn a_retry_not_due_is_busy_until_it_is(store: &dyn EventStore, p: &str) {
         LeaseOutcome::Leased(_)
     ));
     let retry = Settlement {
-        state: EventState::Queued,
         error: Some("h: 503".into()),
-        results: Default::default(),
-        history: Vec::new(),
         next_attempt_at: Some(160),
-        now: 101,
+        ..ended(EventState::Queued, 101)
     };
     store.settle(&ev.key(), retry).await.expect("settle");
     assert_eq!(
@@ -562,11 +559,16 @@ async fn a_retry_not_due_is_busy_until_it_is(store: &dyn EventStore, p: &str) {
         LeaseOutcome::Busy { until: 160 },
         "not due: busy until the retry's time"
     );
+    assert_eq!(
+        store.lease(&ev, 158, 60, 1_000).await.expect("lease"),
+        LeaseOutcome::Busy { until: 160 },
+        "the slack is one second, no more"
+    );
     let rec = store.get(&ev.key()).await.expect("get").expect("record");
     assert_eq!(
-        (rec.state, rec.attempts),
-        (EventState::Queued, 1),
-        "the refused lease changed nothing"
+        (rec.state, rec.attempts, rec.next_attempt_at),
+        (EventState::Queued, 1, Some(160)),
+        "the refused leases changed nothing"
     );
     let rec = match store.lease(&ev, 159, 60, 1_000).await.expect("lease") {
         LeaseOutcome::Leased(r) => r,
@@ -592,22 +594,18 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
             };
             rec.results.insert("h".into(), serde_json::json!({"ok": true}));
             let settled = Settlement {
-                state: EventState::Done,
-                error: None,
                 results: rec.results,
-                history: Vec::new(),
-                next_attempt_at: None,
-                now: 102,
+                ..ended(EventState::Done, 102)
             };
             store.settle(&ev.key(), settled).await.expect("settle");
             ev
         }
     };
-    // Expires at 110 (claimed at 100 with a TTL of 10).
+    // Expires at 111 (leased at 101 with a TTL of 10).
     let claimed = done("gone-claim").await;
     assert_eq!(
         store
-            .claim(claim_as(&claimed, EventState::Queued, 109, 10))
+            .claim(claim_as(&claimed, EventState::Queued, 110, 10))
             .await
             .expect("claim"),
         ClaimOutcome::Duplicate(EventState::Done),
@@ -615,26 +613,113 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
     );
     assert_eq!(
         store
-            .claim(claim_as(&claimed, EventState::Queued, 110, 10))
+            .claim(claim_as(&claimed, EventState::Queued, 111, 10))
             .await
             .expect("claim"),
         ClaimOutcome::Claimed,
         "past it: a new event"
     );
     let rec = store.get(&claimed.key()).await.expect("get").expect("record");
-    assert_eq!((rec.state, rec.attempts, rec.expires_at), (EventState::Queued, 0, 120));
+    assert_eq!((rec.state, rec.attempts, rec.expires_at), (EventState::Queued, 0, 121));
     assert!(rec.results.is_empty(), "nothing of the old record is kept");
 
     let leased = done("gone-lease").await;
     assert_eq!(
-        store.lease(&leased, 109, 60, 10).await.expect("lease"),
+        store.lease(&leased, 110, 60, 10).await.expect("lease"),
         LeaseOutcome::Finished(EventState::Done),
         "before its expiry: finished"
     );
-    let rec = match store.lease(&leased, 110, 60, 10).await.expect("lease") {
+    let rec = match store.lease(&leased, 111, 60, 10).await.expect("lease") {
         LeaseOutcome::Leased(r) => r,
         other => panic!("past its expiry: leased as new, got {other:?}"),
     };
     assert_eq!((rec.state, rec.attempts), (EventState::Processing, 1));
     assert!(rec.results.is_empty(), "the handlers run again, as for a new event");
+
+    // IGNORED expires the same way.
+    let ignored = event(&provider, "gone-ignored", "a.b");
+    store
+        .claim(claim_as(&ignored, EventState::Ignored, 100, 10))
+        .await
+        .expect("claim");
+    assert_eq!(
+        store
+            .claim(claim_as(&ignored, EventState::Ignored, 110, 10))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Claimed,
+        "an IGNORED record past its expiry is gone too"
+    );
+
+    // Only finished records: a dead letter and a waiting event stay, expiry or not.
+    let failed = event(&provider, "kept-failed", "a.b");
+    store
+        .claim(claim_as(&failed, EventState::Queued, 100, 10))
+        .await
+        .expect("claim");
+    assert!(matches!(
+        store.lease(&failed, 101, 60, 10).await.expect("lease"),
+        LeaseOutcome::Leased(_)
+    ));
+    let failing = Settlement {
+        error: Some("h: 400".into()),
+        ..ended(EventState::Failed, 102)
+    };
+    store.settle(&failed.key(), failing).await.expect("settle");
+    let queued = event(&provider, "kept-queued", "a.b");
+    store
+        .claim(claim_as(&queued, EventState::Queued, 100, 10))
+        .await
+        .expect("claim");
+    assert_eq!(
+        store
+            .claim(claim_as(&failed, EventState::Queued, 500, 10))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Failed)
+    );
+    assert_eq!(
+        store
+            .claim(claim_as(&queued, EventState::Queued, 500, 10))
+            .await
+            .expect("claim"),
+        ClaimOutcome::Duplicate(EventState::Queued)
+    );
+    assert_eq!(
+        store.lease(&failed, 500, 60, 10).await.expect("lease"),
+        LeaseOutcome::Finished(EventState::Failed),
+        "a dead letter past its expiry is still one"
+    );
+
+    // A dead letter replayed and finished after its first expiry: the
+    // retention runs from its last attempt, so it is not gone at once.
+    assert!(matches!(
+        store.requeue(&failed.key(), 500).await.expect("requeue"),
+        Requeue::Requeued(_)
+    ));
+    let LeaseOutcome::Leased(rec) = store.lease(&failed, 500, 60, 10).await.expect("lease") else {
+        panic!("a replayed record is leased");
+    };
+    assert_eq!(rec.expires_at, 510, "a lease restarts the retention");
+    store
+        .settle(&failed.key(), ended(EventState::Done, 501))
+        .await
+        .expect("settle");
+    assert_eq!(
+        store.lease(&failed, 502, 60, 10).await.expect("lease"),
+        LeaseOutcome::Finished(EventState::Done),
+        "another message of it is acknowledged, not run again"
+    );
+}
+
+/// An attempt's end in `state` at `now`, with nothing else to say.
+fn ended(state: EventState, now: i64) -> Settlement {
+    Settlement {
+        state,
+        error: None,
+        results: Default::default(),
+        history: Vec::new(),
+        next_attempt_at: None,
+        now,
+    }
 }

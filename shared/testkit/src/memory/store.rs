@@ -141,6 +141,7 @@ impl EventStore for MemoryStore {
                 r.lease_until = Some(now + lease_secs);
                 r.next_attempt_at = None;
                 r.updated_at = now;
+                r.expires_at = now + ttl_secs;
                 Ok(LeaseOutcome::Leased(r.clone()))
             }
         }
