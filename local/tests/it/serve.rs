@@ -23,11 +23,11 @@ async fn fifty_concurrent_copies_run_the_handler_once() {
         .filter(|(s, b)| *s == 200 && b["status"] == "accepted")
         .count();
     for (status, body) in &answers {
-        // A copy racing the first one is a duplicate (200) or, while the
-        // first is still being claimed, 409 so its sender retries.
+        // A copy racing the first one is a duplicate (200) at once: claim
+        // and enqueue are one transaction, so no copy ever sees the first
+        // half-admitted (no 409).
         assert!(
-            (*status == 200 && (body["status"] == "accepted" || body["status"] == "duplicate"))
-                || (*status == 409 && body["error"] == "in_progress"),
+            *status == 200 && (body["status"] == "accepted" || body["status"] == "duplicate"),
             "unexpected answer {status} {body}"
         );
     }
@@ -329,10 +329,9 @@ async fn secrets_never_appear_in_logs_responses_or_records() {
 /// bad signature, one unknown provider, one handler that fails for good, one
 /// that fails retryably (a 503) and then succeeds.
 ///
-/// `in_flight_total` (a 409 to a copy that arrives while the first is still
-/// RECEIVED) is not asserted: the embedded backend claims and enqueues in one
-/// transaction, so no other request ever sees a RECEIVED record and the 409
-/// cannot happen here; the AWS backend's claim-then-enqueue can produce it.
+/// `in_flight_total` (a 409 to a copy of an event an earlier version
+/// claimed on AWS and had not queued) is not asserted: it cannot happen on
+/// the embedded database, whose claim and enqueue are one transaction.
 #[tokio::test]
 async fn metrics_count_a_known_sequence_of_deliveries() {
     let sink = Sink::start().await;

@@ -56,7 +56,7 @@ pub struct Ports {
 }
 
 impl Ports {
-    /// Ports whose admission is the claim-then-enqueue protocol over `store` and `queue`.
+    /// Ports whose admission is the send-then-record protocol over `store` and `queue`.
     pub fn new(store: Arc<dyn EventStore>, queue: Arc<dyn Queue>, artifacts: Arc<dyn ArtifactStore>) -> Self {
         let admission = Arc::new(EnqueueThenClaim::new(store.clone(), queue.clone()));
         Self {

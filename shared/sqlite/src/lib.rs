@@ -70,7 +70,7 @@ impl SqliteBackend {
     }
 
     /// The app's ports on this database: its store, queue and refusal log,
-    /// and the one-transaction admission instead of claim-then-enqueue.
+    /// and the one-transaction admission instead of send-then-record.
     pub fn ports(&self, artifacts: Arc<dyn ArtifactStore>) -> Ports {
         Ports::new(self.store(), self.queue(), artifacts)
             .with_admission(self.admission())

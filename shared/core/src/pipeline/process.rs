@@ -163,6 +163,7 @@ impl Processor {
         // count also counts receives that were no attempt (busy, store down).
         let attempt = record.attempts;
         let mut entries = Vec::new();
+        let started = std::time::Instant::now();
         let outcome = if attempt > self.retry.max_attempts {
             // Every attempt allowed was leased and none gave up: the last
             // (at least) ended without an outcome, the processor gone
@@ -176,7 +177,11 @@ impl Processor {
                 .await
         };
         let history = extend_history(record.history, entries);
-        self.settle(message, outcome, attempt, history, now).await
+        // Settled as of the attempt's end, which a retry's time counts from
+        // (as the queue's delay does): after a slow attempt, another message
+        // of the event (a copy's) must still find the backoff ahead of it.
+        let ended = now + started.elapsed().as_secs() as i64;
+        self.settle(message, outcome, attempt, history, ended).await
     }
 
     /// The one rule for retries: a message received as many times as the

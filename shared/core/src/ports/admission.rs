@@ -1,6 +1,7 @@
 //! The admission port: the exactly-once step of ingest. Every event of a
-//! delivery is claimed by its key, and the new ones that have handlers are
-//! put on the queue, before the sender gets its 200.
+//! delivery is claimed by its key and the new ones that have handlers are
+//! put on the queue, both before the sender gets its 200 (on AWS, every one
+//! with handlers is sent first, copies too: see [`EnqueueThenClaim`]).
 //!
 //! Adapters: [`EnqueueThenClaim`], the protocol over any event store and
 //! queue (DynamoDB + SQS, where the two cannot share a transaction: send,
@@ -16,9 +17,9 @@ use async_trait::async_trait;
 use smallvec::SmallVec;
 use std::sync::Arc;
 
-/// The events of one delivery, each with the state it is recorded in:
-/// RECEIVED when handlers are registered for its type (it is queued), IGNORED
-/// when none is (it is only recorded).
+/// The events of one delivery, each with what ingest decided for it:
+/// RECEIVED when handlers are registered for its type (it is queued, and
+/// recorded QUEUED), IGNORED when none is (it is only recorded).
 #[derive(Debug, Clone)]
 pub struct AdmissionBatch {
     /// Shared, not copied: adapters that hand the work to another thread

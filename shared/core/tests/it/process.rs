@@ -76,6 +76,35 @@ async fn a_retryable_error_backs_off_and_a_later_attempt_skips_what_succeeded() 
     assert_eq!(second.calls.load(Ordering::SeqCst), 2);
 }
 
+/// A retry's time counts from the attempt's end: after an attempt slower
+/// than its backoff, another message of the event (a copy's, run right
+/// after it) still finds the retry ahead and waits, spending no attempt.
+#[tokio::test]
+async fn a_slow_attempts_backoff_counts_from_its_end() {
+    let slow = Scripted::taking(
+        Duration::from_millis(2_100),
+        vec![HandlerError::Retryable("503".into())],
+    );
+    let f = fixture(slow.clone(), Scripted::new(vec![]), 5);
+    let ev = event("p", "e-slow", "t");
+    let original = f.deliver(&ev).await;
+    let copy = f.deliver(&ev).await;
+    assert!(matches!(
+        f.processor.run(&original, 100).await,
+        Disposition::RetryAfter(_)
+    ));
+    let rec = f.record(&ev).await;
+    // Ended at 102 at the earliest; the backoff (0.5 to 1 s) rounds up to
+    // 1. Counted from the start it would say 101.
+    assert!(rec.next_attempt_at >= Some(103), "{:?}", rec.next_attempt_at);
+    assert!(
+        matches!(f.processor.run(&copy, 101).await, Disposition::RetryAfter(_)),
+        "a copy taken up before the backoff is over waits for it"
+    );
+    assert_eq!(slow.calls.load(Ordering::SeqCst), 1, "no attempt spent early");
+    assert_eq!(f.record(&ev).await.attempts, 1);
+}
+
 #[tokio::test]
 async fn the_last_attempt_dead_letters_with_the_count() {
     let failing = (0..2).map(|_| HandlerError::Retryable("timeout".into())).collect();

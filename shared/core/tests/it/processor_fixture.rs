@@ -20,17 +20,25 @@ use webhooks_testkit::fixtures::claim_as;
 use webhooks_testkit::memory::queue::MemoryQueue;
 use webhooks_testkit::memory::store::MemoryStore;
 
-/// Answers from a script (then succeeds), counting calls.
+/// Answers from a script (then succeeds), counting calls; optionally
+/// taking its time over each.
 pub struct Scripted {
     script: std::sync::Mutex<Vec<HandlerError>>,
     pub calls: AtomicU32,
+    takes: Duration,
 }
 
 impl Scripted {
     pub fn new(script: Vec<HandlerError>) -> Arc<Self> {
+        Self::taking(Duration::ZERO, script)
+    }
+
+    /// Each call takes `takes` of real time before it answers.
+    pub fn taking(takes: Duration, script: Vec<HandlerError>) -> Arc<Self> {
         Arc::new(Self {
             script: std::sync::Mutex::new(script.into_iter().rev().collect()),
             calls: AtomicU32::new(0),
+            takes,
         })
     }
 }
@@ -39,6 +47,9 @@ impl Scripted {
 impl Handler for Scripted {
     async fn handle(&self, event: &Event) -> Result<Value, HandlerError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
+        if !self.takes.is_zero() {
+            tokio::time::sleep(self.takes).await;
+        }
         match self.script.lock().expect("lock").pop() {
             Some(e) => Err(e),
             None => Ok(serde_json::json!({"done": event.id})),

@@ -144,8 +144,8 @@ async fn expired_claim_is_taken_over(store: &dyn EventStore, p: &str) {
 
 async fn lease_lifecycle(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-prov"), "lease-1", "a.b");
-    // Leased straight from its RECEIVED claim, as a claim-then-enqueue
-    // admission leaves it.
+    // Leased straight from a RECEIVED claim, as an earlier version's
+    // claim-first admission left it.
     store.claim(claim(&ev, 100)).await.expect("claim");
     let rec = match store.lease(&ev, 200, 60, 1000).await.expect("lease") {
         LeaseOutcome::Leased(r) => r,
