@@ -10,7 +10,7 @@ use webhooks_core::event::{
 };
 use webhooks_core::payload::{OriginalBody, Payload};
 use webhooks_core::ports::store::{
-    counts_as_gone, retry_not_due, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
+    busy_until, counts_as_gone, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
     StoreError,
 };
 
@@ -191,12 +191,9 @@ pub(crate) fn claim_in(
     if insert(conn, OnExisting::Keep, event, fresh, inbox)? {
         return Ok(ClaimOutcome::Claimed);
     }
-    Ok(match fetch_claim_state(conn, &event.pk())? {
+    let found = fetch_claim_state(conn, &event.pk())?.filter(|f| !counts_as_gone(f.state, f.expires_at, now));
+    Ok(match found {
         None => {
-            insert(conn, OnExisting::Replace, event, fresh, inbox)?;
-            ClaimOutcome::Claimed
-        }
-        Some(found) if counts_as_gone(found.state, found.expires_at, now) => {
             insert(conn, OnExisting::Replace, event, fresh, inbox)?;
             ClaimOutcome::Claimed
         }
@@ -274,21 +271,16 @@ impl EventStore for SqliteStore {
                     Some(r) if matches!(r.state, EventState::Done | EventState::Failed | EventState::Ignored) => {
                         LeaseOutcome::Finished(r.state)
                     }
-                    Some(r) if retry_not_due(r.state, r.next_attempt_at, now).is_some() => LeaseOutcome::Busy {
-                        until: r.next_attempt_at.unwrap_or(now),
-                    },
-                    Some(r) if r.state == EventState::Processing && r.lease_until.unwrap_or(0) > now => {
-                        LeaseOutcome::Busy {
-                            until: r.lease_until.unwrap_or(now),
+                    Some(r) => match busy_until(&r, now) {
+                        Some(until) => LeaseOutcome::Busy { until },
+                        None => {
+                            conn.execute(
+                                "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3, next_attempt_at = NULL, expires_at = ?4 WHERE pk = ?1",
+                                params![pk, now + lease_secs, now, now + ttl_secs],
+                            )?;
+                            LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
                         }
-                    }
-                    Some(_) => {
-                        conn.execute(
-                            "UPDATE events SET state = 'PROCESSING', attempts = attempts + 1, lease_until = ?2, updated_at = ?3, next_attempt_at = NULL, expires_at = ?4 WHERE pk = ?1",
-                            params![pk, now + lease_secs, now, now + ttl_secs],
-                        )?;
-                        LeaseOutcome::Leased(fetch(conn, &pk)?.ok_or(rusqlite::Error::QueryReturnedNoRows)?)
-                    }
+                    },
                 };
                 Ok(outcome)
             })

@@ -53,8 +53,8 @@ use std::collections::HashMap;
 use tracing::debug;
 use webhooks_core::event::{bound_history, history_to_json, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
-    counts_as_gone, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement, StoreError,
-    RETRY_DUE_SLACK_SECS,
+    busy_until, counts_as_gone, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
+    StoreError, RETRY_DUE_SLACK_SECS,
 };
 
 /// DynamoDB's item size limit.
@@ -250,11 +250,9 @@ impl DynamoStore {
                         return Ok(None);
                     }
                     Ok(Some(match rec.state {
-                        EventState::Processing => LeaseOutcome::Busy {
-                            until: rec.lease_until.unwrap_or(now),
-                        },
-                        EventState::Queued => LeaseOutcome::Busy {
-                            until: rec.next_attempt_at.unwrap_or(now),
+                        // The condition failed on a live lease or a retry not due.
+                        EventState::Processing | EventState::Queued => LeaseOutcome::Busy {
+                            until: busy_until(&rec, now).unwrap_or(now),
                         },
                         other => LeaseOutcome::Finished(other),
                     }))

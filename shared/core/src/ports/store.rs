@@ -59,11 +59,17 @@ pub fn counts_as_gone(state: EventState, expires_at: i64, now: i64) -> bool {
 /// message that scheduled it can come back up to a second early.
 pub const RETRY_DUE_SLACK_SECS: i64 = 1;
 
-/// When a record waits for a retry that is not due at `now`: the time it
-/// is. A lease then finds it busy until then, so another message of the
-/// same event (a copy's) cannot run an attempt before the backoff is over.
-pub fn retry_not_due(state: EventState, next_attempt_at: Option<i64>, now: i64) -> Option<i64> {
-    next_attempt_at.filter(|&due| state == EventState::Queued && due > now + RETRY_DUE_SLACK_SECS)
+/// Until when a lease at `now` must wait for `record`, if it must: while
+/// another processor holds a live lease (PROCESSING), or while the record
+/// waits for a retry that is not due, beyond [`RETRY_DUE_SLACK_SECS`]
+/// (QUEUED), so another message of the same event (a copy's) cannot run an
+/// attempt before the backoff is over.
+pub fn busy_until(record: &EventRecord, now: i64) -> Option<i64> {
+    match record.state {
+        EventState::Processing => record.lease_until.filter(|&until| until > now),
+        EventState::Queued => record.next_attempt_at.filter(|&due| due > now + RETRY_DUE_SLACK_SECS),
+        _ => None,
+    }
 }
 
 /// What a processing lease found.
@@ -161,8 +167,8 @@ pub trait EventStore: Send + Sync {
     async fn claim(&self, claim: Claim<'_>) -> Result<ClaimOutcome, StoreError>;
 
     /// Takes the processing lease: from RECEIVED, from QUEUED unless its
-    /// retry is not due ([`retry_not_due`]: busy until then), or from
-    /// PROCESSING whose lease expired. Raises `attempts`. With no record
+    /// retry is not due, or from PROCESSING whose lease expired (otherwise
+    /// busy, until [`busy_until`]). Raises `attempts`. With no record
     /// (its ingest sent the message and then failed to record it, or it
     /// expired) or one that [`counts_as_gone`], the record is created from
     /// the envelope and leased: a later retry of the same delivery then

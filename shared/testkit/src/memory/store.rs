@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use webhooks_core::event::{bound_history, Event, EventKey, EventRecord, EventState};
 use webhooks_core::ports::store::{
-    counts_as_gone, retry_not_due, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
+    busy_until, counts_as_gone, Claim, ClaimOutcome, EventStore, LeaseOutcome, ListFilter, Requeue, Settlement,
     StoreError,
 };
 
@@ -127,14 +127,11 @@ impl EventStore for MemoryStore {
             }
             entry => entry.or_insert_with(fresh),
         };
-        if let Some(until) = retry_not_due(r.state, r.next_attempt_at, now) {
+        if let Some(until) = busy_until(r, now) {
             return Ok(LeaseOutcome::Busy { until });
         }
         match r.state {
             EventState::Done | EventState::Failed | EventState::Ignored => Ok(LeaseOutcome::Finished(r.state)),
-            EventState::Processing if r.lease_until.unwrap_or(0) > now => Ok(LeaseOutcome::Busy {
-                until: r.lease_until.unwrap_or(now),
-            }),
             _ => {
                 r.state = EventState::Processing;
                 r.attempts += 1;
