@@ -78,25 +78,12 @@ impl BatchHandler {
 
     /// Handles a batch; returns the message ids SQS should deliver again.
     pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
-        // One task per event, side by side; inside it, the event's messages
-        // one after the other, each in a task of its own.
-        let tasks: Vec<_> = by_event(event.records)
+        // Events side by side; an event's messages one after the other,
+        // each in a task of its own.
+        let groups = by_event(event.records)
             .into_iter()
-            .map(|group| {
-                let ids: Vec<String> = group.iter().map(|r| r.message_id.clone().unwrap_or_default()).collect();
-                let this = self.clone();
-                (ids, tokio::spawn(async move { this.handle_in_turn(group).await }))
-            })
-            .collect();
-        let mut handled = Vec::new();
-        for (ids, task) in tasks {
-            match task.await {
-                Ok(results) => handled.extend(results),
-                // Only a record's own task can panic (caught below); should
-                // the group's fail all the same, SQS delivers its records again.
-                Err(e) => handled.extend(ids.into_iter().map(|id| (id, Err(e.is_panic())))),
-            }
-        }
+            .map(|group| self.handle_in_turn(group));
+        let handled = futures::future::join_all(groups).await.into_iter().flatten();
         let mut response = SqsBatchResponse::default();
         let mut request_ids: Vec<serde_json::Value> = Vec::new();
         for (message_id, outcome) in handled {
