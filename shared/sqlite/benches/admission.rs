@@ -75,38 +75,41 @@ fn in_groups(iters: u64, next: &mut u64, mut write: impl FnMut(u64, u64) -> Dura
     timed
 }
 
+/// Benchmark `name/groups_of_32`, per event: criterion's iterations run
+/// through `write` in [`in_groups`], numbered on across its samples.
+fn bench_groups_of_32(c: &mut Criterion, name: &str, mut write: impl FnMut(u64, u64) -> Duration) {
+    let mut next = 0u64;
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("groups_of_32", |b| {
+        b.iter_custom(|iters| in_groups(iters, &mut next, &mut write))
+    });
+    group.finish();
+}
+
 fn bench_admission(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     let dir = tempfile::tempdir().expect("tempdir");
     let backend = SqliteBackend::open(&dir.path().join("bench.db"), Durability::Normal).expect("open");
     let admission = backend.admission();
-    let mut next = 0u64;
-    let mut group = c.benchmark_group("admission");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("groups_of_32", |b| {
-        b.iter_custom(|iters| {
-            in_groups(iters, &mut next, |first, n| {
-                // Made outside the timed part: only the database's work counts.
-                let batches: Vec<AdmissionBatch> = (first..first + n)
-                    .map(|i| AdmissionBatch {
-                        events: Arc::from(vec![(event(i), EventState::Received)]),
-                        now: NOW,
-                        claim_lease_secs: 30,
-                        ttl_secs: TTL_SECS,
-                    })
-                    .collect();
-                rt.block_on(async {
-                    let start = Instant::now();
-                    let admitted =
-                        futures::future::join_all(batches.into_iter().map(|batch| admission.admit(batch))).await;
-                    let elapsed = start.elapsed();
-                    assert!(admitted.iter().all(Result::is_ok), "every event admitted");
-                    elapsed
-                })
+    bench_groups_of_32(c, "admission", |first, n| {
+        // Made outside the timed part: only the database's work counts.
+        let batches: Vec<AdmissionBatch> = (first..first + n)
+            .map(|i| AdmissionBatch {
+                events: Arc::from(vec![(event(i), EventState::Received)]),
+                now: NOW,
+                claim_lease_secs: 30,
+                ttl_secs: TTL_SECS,
             })
+            .collect();
+        rt.block_on(async {
+            let start = Instant::now();
+            let admitted = futures::future::join_all(batches.into_iter().map(|batch| admission.admit(batch))).await;
+            let elapsed = start.elapsed();
+            assert!(admitted.iter().all(Result::is_ok), "every event admitted");
+            elapsed
         })
     });
-    group.finish();
 }
 
 /// The row [`SqliteAdmission`] writes for a new event, by the statement it
@@ -128,45 +131,37 @@ fn bench_raw_insert(c: &mut Criterion) {
     conn.pragma_update(None, "wal_autocheckpoint", 0)
         .expect("no checkpoints");
     conn.pragma_update(None, "cache_size", -1_024).expect("cache");
-    let mut next = 0u64;
-    let mut group = c.benchmark_group("raw_insert");
-    group.throughput(Throughput::Elements(1));
-    group.bench_function("groups_of_32", |b| {
-        b.iter_custom(|iters| {
-            in_groups(iters, &mut next, |first, n| {
-                let events: Vec<Event> = (first..first + n).map(event).collect();
-                let start = Instant::now();
-                conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
-                for e in &events {
-                    let written = conn
-                        .prepare_cached(INSERT)
-                        .and_then(|mut insert| {
-                            insert.execute(params![
-                                e.pk(),
-                                &*e.provider,
-                                &*e.id,
-                                &*e.event_type,
-                                EventState::Queued.as_str(),
-                                0,
-                                NOW,
-                                None::<i64>,
-                                NOW + TTL_SECS,
-                                e.payload.as_str(),
-                                true,
-                                e.request_id.as_deref(),
-                                None::<&str>,
-                                None::<&[u8]>,
-                            ])
-                        })
-                        .expect("insert");
-                    assert_eq!(written, 1, "a new row");
-                }
-                conn.execute_batch("COMMIT").expect("commit");
-                start.elapsed()
-            })
-        })
+    bench_groups_of_32(c, "raw_insert", |first, n| {
+        let events: Vec<Event> = (first..first + n).map(event).collect();
+        let start = Instant::now();
+        conn.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        for e in &events {
+            let written = conn
+                .prepare_cached(INSERT)
+                .and_then(|mut insert| {
+                    insert.execute(params![
+                        e.pk(),
+                        &*e.provider,
+                        &*e.id,
+                        &*e.event_type,
+                        EventState::Queued.as_str(),
+                        0,
+                        NOW,
+                        None::<i64>,
+                        NOW + TTL_SECS,
+                        e.payload.as_str(),
+                        true,
+                        e.request_id.as_deref(),
+                        None::<&str>,
+                        None::<&[u8]>,
+                    ])
+                })
+                .expect("insert");
+            assert_eq!(written, 1, "a new row");
+        }
+        conn.execute_batch("COMMIT").expect("commit");
+        start.elapsed()
     });
-    group.finish();
 }
 
 criterion_group!(benches, bench_admission, bench_raw_insert);
