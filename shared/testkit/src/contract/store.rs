@@ -439,12 +439,6 @@ async fn attempt_history_and_next_attempt(store: &dyn EventStore, p: &str) {
     let entry = |at: i64, handler: &str, outcome, error: Option<&str>| {
         AttemptEntry::new(at, 1, Some(handler), outcome, 7, error)
     };
-    let leased = |outcome: LeaseOutcome| -> EventRecord {
-        match outcome {
-            LeaseOutcome::Leased(r) => r,
-            other => panic!("the record should be leased, got {other:?}"),
-        }
-    };
     let settle = |state, history, next_attempt_at, now| Settlement {
         state,
         error: None,
@@ -540,14 +534,7 @@ async fn attempt_history_and_next_attempt(store: &dyn EventStore, p: &str) {
 /// the retry may come back up to the slack early (whole seconds, rounded up).
 async fn a_retry_not_due_is_busy_until_it_is(store: &dyn EventStore, p: &str) {
     let ev = event(&format!("{p}-due"), "retry-due", "a.b");
-    store
-        .claim(claim_as(&ev, EventState::Queued, 100, 1_000))
-        .await
-        .expect("claim");
-    assert!(matches!(
-        store.lease(&ev, 100, 60, 1_000).await.expect("lease"),
-        LeaseOutcome::Leased(_)
-    ));
+    in_first_attempt(store, &ev, 100, 1_000).await;
     let retry = Settlement {
         error: Some("h: 503".into()),
         next_attempt_at: Some(160),
@@ -570,10 +557,7 @@ async fn a_retry_not_due_is_busy_until_it_is(store: &dyn EventStore, p: &str) {
         (EventState::Queued, 1, Some(160)),
         "the refused leases changed nothing"
     );
-    let rec = match store.lease(&ev, 159, 60, 1_000).await.expect("lease") {
-        LeaseOutcome::Leased(r) => r,
-        other => panic!("due within the slack: leased, got {other:?}"),
-    };
+    let rec = leased(store.lease(&ev, 159, 60, 1_000).await.expect("due within the slack"));
     assert_eq!((rec.attempts, rec.next_attempt_at), (2, None));
 }
 
@@ -585,13 +569,7 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
     let done = |id: &'static str| {
         let ev = event(&provider, id, "a.b");
         async move {
-            store
-                .claim(claim_as(&ev, EventState::Queued, 100, 10))
-                .await
-                .expect("claim");
-            let LeaseOutcome::Leased(mut rec) = store.lease(&ev, 101, 60, 10).await.expect("lease") else {
-                panic!("leased");
-            };
+            let mut rec = in_first_attempt(store, &ev, 100, 10).await;
             rec.results.insert("h".into(), serde_json::json!({"ok": true}));
             let settled = Settlement {
                 results: rec.results,
@@ -623,16 +601,18 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
     assert_eq!((rec.state, rec.attempts, rec.expires_at), (EventState::Queued, 0, 121));
     assert!(rec.results.is_empty(), "nothing of the old record is kept");
 
-    let leased = done("gone-lease").await;
+    let leased_twice = done("gone-lease").await;
     assert_eq!(
-        store.lease(&leased, 110, 60, 10).await.expect("lease"),
+        store.lease(&leased_twice, 110, 60, 10).await.expect("lease"),
         LeaseOutcome::Finished(EventState::Done),
         "before its expiry: finished"
     );
-    let rec = match store.lease(&leased, 111, 60, 10).await.expect("lease") {
-        LeaseOutcome::Leased(r) => r,
-        other => panic!("past its expiry: leased as new, got {other:?}"),
-    };
+    let rec = leased(
+        store
+            .lease(&leased_twice, 111, 60, 10)
+            .await
+            .expect("past its expiry: leased as new"),
+    );
     assert_eq!((rec.state, rec.attempts), (EventState::Processing, 1));
     assert!(rec.results.is_empty(), "the handlers run again, as for a new event");
 
@@ -653,14 +633,7 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
 
     // Only finished records: a dead letter and a waiting event stay, expiry or not.
     let failed = event(&provider, "kept-failed", "a.b");
-    store
-        .claim(claim_as(&failed, EventState::Queued, 100, 10))
-        .await
-        .expect("claim");
-    assert!(matches!(
-        store.lease(&failed, 101, 60, 10).await.expect("lease"),
-        LeaseOutcome::Leased(_)
-    ));
+    in_first_attempt(store, &failed, 100, 10).await;
     let failing = Settlement {
         error: Some("h: 400".into()),
         ..ended(EventState::Failed, 102)
@@ -697,9 +670,12 @@ async fn a_finished_record_past_its_expiry_counts_as_gone(store: &dyn EventStore
         store.requeue(&failed.key(), 500).await.expect("requeue"),
         Requeue::Requeued(_)
     ));
-    let LeaseOutcome::Leased(rec) = store.lease(&failed, 500, 60, 10).await.expect("lease") else {
-        panic!("a replayed record is leased");
-    };
+    let rec = leased(
+        store
+            .lease(&failed, 500, 60, 10)
+            .await
+            .expect("a replayed record is leased"),
+    );
     assert_eq!(rec.expires_at, 510, "a lease restarts the retention");
     store
         .settle(&failed.key(), ended(EventState::Done, 501))
@@ -722,4 +698,22 @@ fn ended(state: EventState, now: i64) -> Settlement {
         next_attempt_at: None,
         now,
     }
+}
+
+/// The record a lease took. Panics on any other outcome.
+fn leased(outcome: LeaseOutcome) -> EventRecord {
+    match outcome {
+        LeaseOutcome::Leased(r) => r,
+        other => panic!("the record should be leased, got {other:?}"),
+    }
+}
+
+/// `ev` claimed QUEUED at `now` and leased a second later: its first
+/// attempt under way, the record as the lease left it.
+async fn in_first_attempt(store: &dyn EventStore, ev: &Event, now: i64, ttl_secs: i64) -> EventRecord {
+    store
+        .claim(claim_as(ev, EventState::Queued, now, ttl_secs))
+        .await
+        .expect("claim");
+    leased(store.lease(ev, now + 1, 60, ttl_secs).await.expect("lease"))
 }
